@@ -1,19 +1,434 @@
-/** Placeholder until the software CPU lands: same public shape as the real class. */
+/**
+ * The software x86 CPU: one explicit state object per logical processor, with the
+ * memory-access fast paths and the run loop. Instruction semantics live in exec/, the
+ * decoder in decode.ts, page walks in mmu.ts, descriptor loads in segment.ts and event
+ * delivery in interrupt.ts.
+ */
 import type { CpuHost, MultibootEntry, Vcpu, VcpuExit } from "../engine/engine.js";
+import { PageKind, type PhysicalMemory } from "../machine/memory.js";
+import type { Bus } from "../machine/bus.js";
+import {
+  AC_VEC,
+  AR_DB,
+  AR_G,
+  AR_P,
+  AR_S,
+  AR_TYPE_ACCESSED,
+  AR_TYPE_CODE,
+  AR_TYPE_RW,
+  CR0_AM,
+  CR0_ET,
+  CR0_PE,
+  CR0_PG,
+  CS,
+  DR6_BS,
+  DR6_FIXED1,
+  DR7_FIXED1,
+  EAX,
+  EBX,
+  EDX,
+  GP,
+  PFEC_I,
+  PFEC_U,
+  PFEC_W,
+  REG32_NAMES,
+  SEG_NAMES,
+  SYS_LDT,
+  SYS_TSS32_BUSY,
+} from "./arch.js";
+import { AC, Flags, TF, VM } from "./flags.js";
+import { Fault, fault } from "./fault.js";
+import { SegReg } from "./segreg.js";
+import { Instr, decode } from "./decode.js";
+import {
+  translate,
+  TLB_SIZE,
+  P_G,
+  P_LARGE,
+  P_NEVER,
+  P_RAM,
+  P_RS,
+  P_RU,
+  P_WS,
+  P_WU,
+  P_XS,
+  P_XU,
+} from "./mmu.js";
+import { deliverException, TripleFault } from "./interrupt.js";
+import { MsrFile } from "./msr.js";
+import { disassemble } from "./disasm.js";
 
 export class Cpu implements Vcpu {
+  // ---- architectural state ----
+  /** General-purpose registers, low 32 bits (EAX..EDI). */
+  readonly regs = new Int32Array(8);
+  /** Offset of the current instruction in CS. */
+  eip = 0;
+  /** Offset of the next instruction; control transfers write it. */
+  nextEip = 0;
+  readonly flags = new Flags();
+  /** ES, CS, SS, DS, FS, GS (arch.ts numbering). */
+  readonly segs: SegReg[] = Array.from({ length: 6 }, () => new SegReg());
+  readonly ldtr = new SegReg();
+  readonly tr = new SegReg();
+  gdtrBase = 0;
+  gdtrLimit = 0xffff;
+  idtrBase = 0;
+  idtrLimit = 0xffff;
+  cr0 = CR0_ET;
+  cr2 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  /** DR0-DR7; DR4/DR5 alias DR6/DR7 when CR4.DE is clear. */
+  readonly dr = new Int32Array(8);
+  /** Current privilege level, kept equal to CS.RPL/SS.DPL by the code that changes them. */
+  cpl = 0;
+  readonly msr: MsrFile;
+  /** PDPTEs loaded from CR3 when PAE paging is enabled (SDM Vol. 3A, 4.4.1). */
+  readonly pdpte = new Float64Array(4);
+  halted = false;
+
+  // ---- implementation state ----
   instructionsRetired = 0;
+  private stopRequested = false;
+  readonly mem: PhysicalMemory;
+  readonly io: Bus;
+  readonly ram: Uint8Array;
+  readonly ramView: DataView;
+  /** The decoded current instruction (reused: no allocation per instruction). */
+  readonly instr = new Instr();
+
+  /** Software TLB: linear page number tag, physical page base, permission bits (mmu.ts). */
+  readonly tlbTag = new Int32Array(TLB_SIZE).fill(-1);
+  readonly tlbPhys = new Float64Array(TLB_SIZE);
+  readonly tlbPerm = new Int32Array(TLB_SIZE);
+  /** TLB permission bit each kind of access needs at the current CPL (P_NEVER forces checks). */
+  needRead = P_RS;
+  needWrite = P_WS;
+  needExec = P_XS;
+
+  /** Linear page of the last instruction fetch and its physical base, for fast fetches. */
+  private fetchPage = -1;
+  private fetchPhys = 0;
+
   constructor(
-    readonly host: CpuHost,
+    host: CpuHost,
     readonly id: number,
-  ) {}
-  reset(): void {}
-  setMultibootEntry(_entry: MultibootEntry): void {}
-  run(_budget: number): VcpuExit {
-    throw new Error("software CPU not implemented yet");
+  ) {
+    this.mem = host.mem;
+    this.io = host.io;
+    this.ram = host.mem.ram;
+    this.ramView = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    this.msr = new MsrFile(this);
+    this.reset();
   }
-  requestStop(): void {}
+
+  // ---------------------------------------------------------------- reset and entry
+
+  /** Power-on state (SDM Vol. 3A, 10.1.1, Table 10-1). */
+  reset(): void {
+    this.regs.fill(0);
+    this.regs[EDX] = 0x000906a0; // family/model/stepping, as CPUID.1:EAX reports
+    this.flags.load(0);
+    this.eip = this.nextEip = 0xfff0;
+    const data = AR_P | AR_S | AR_TYPE_RW | AR_TYPE_ACCESSED;
+    for (const s of this.segs) s.set(0, 0, 0xffff, data);
+    this.segs[CS].set(0xf000, 0xffff0000, 0xffff, data | AR_TYPE_CODE);
+    this.ldtr.set(0, 0, 0xffff, AR_P | SYS_LDT);
+    this.tr.set(0, 0, 0xffff, AR_P | SYS_TSS32_BUSY);
+    this.gdtrBase = this.idtrBase = 0;
+    this.gdtrLimit = this.idtrLimit = 0xffff;
+    this.cr0 = 0x60000000 | CR0_ET;
+    this.cr2 = this.cr3 = this.cr4 = 0;
+    this.dr.fill(0);
+    this.dr[6] = DR6_FIXED1;
+    this.dr[7] = DR7_FIXED1;
+    this.cpl = 0;
+    this.msr.reset();
+    this.halted = false;
+    this.flushTlb(true);
+  }
+
+  /** Multiboot entry (Multiboot Specification 0.6.96, 3.2): flat 32-bit, paging off. */
+  setMultibootEntry(entry: MultibootEntry): void {
+    this.reset();
+    this.cr0 = CR0_ET | CR0_PE;
+    const flat = AR_P | AR_S | AR_DB | AR_G | AR_TYPE_ACCESSED | AR_TYPE_RW;
+    for (const s of this.segs) s.set(0x10, 0, 0xffffffff, flat);
+    this.segs[CS].set(0x08, 0, 0xffffffff, flat | AR_TYPE_CODE);
+    this.regs[EAX] = entry.eax;
+    this.regs[EBX] = entry.ebx;
+    this.regs[EDX] = 0;
+    this.eip = this.nextEip = entry.eip >>> 0;
+    this.flags.load(0);
+    this.modeChanged();
+  }
+
+  // ---------------------------------------------------------------- run loop
+
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  run(budget: number): VcpuExit {
+    this.stopRequested = false;
+    const end = this.instructionsRetired + budget;
+    while (this.instructionsRetired < end) {
+      if (this.stopRequested) return { kind: "stopped" };
+      if (this.halted) return { kind: "halt", interruptsEnabled: (this.flags.word & 0x200) !== 0 };
+      try {
+        this.runBlock(end);
+      } catch (e) {
+        if (!(e instanceof Fault)) throw e;
+        try {
+          deliverException(this, e);
+        } catch (t) {
+          if (t instanceof TripleFault) return { kind: "triple-fault", chain: t.chain };
+          throw t;
+        }
+      }
+    }
+    return this.stopRequested ? { kind: "stopped" } : { kind: "budget" };
+  }
+
+  /** Executes instructions until `end` retired, a stop request, HLT or a fault (thrown). */
+  private runBlock(end: number): void {
+    const i = this.instr;
+    while (this.instructionsRetired < end && !this.stopRequested && !this.halted) {
+      const tf = this.flags.word & TF;
+      decode(this, i);
+      i.entry.exec(this, i);
+      this.eip = this.nextEip;
+      this.instructionsRetired++;
+      if (tf !== 0) this.singleStepTrap();
+    }
+  }
+
+  /** TF was set when the instruction began: a #DB trap follows it (SDM Vol. 3B, 18.3.1.4). */
+  private singleStepTrap(): void {
+    this.dr[6] |= DR6_BS;
+    deliverException(this, new Fault(1));
+  }
+
+  // ---------------------------------------------------------------- mode bookkeeping
+
+  /** Recomputes what depends on CPL, CR0, CR4, EFER and EFLAGS.AC/VM. */
+  modeChanged(): void {
+    const user = this.cpl === 3;
+    const alignCheck = user && (this.cr0 & CR0_AM) !== 0 && (this.flags.word & AC) !== 0;
+    this.needRead = alignCheck ? P_NEVER : user ? P_RU : P_RS;
+    this.needWrite = alignCheck ? P_NEVER : user ? P_WU : P_WS;
+    this.needExec = user ? P_XU : P_XS;
+    this.fetchPage = -1;
+  }
+
+  get protectedMode(): boolean {
+    return (this.cr0 & CR0_PE) !== 0;
+  }
+  get v86(): boolean {
+    return (this.flags.word & VM) !== 0;
+  }
+  get paging(): boolean {
+    return (this.cr0 & CR0_PG) !== 0;
+  }
+
+  /** Empties the TLB; global entries survive unless `global` (SDM Vol. 3A, 4.10.4). */
+  flushTlb(global: boolean): void {
+    if (global) this.tlbTag.fill(-1);
+    else {
+      for (let i = 0; i < TLB_SIZE; i++) if ((this.tlbPerm[i] & P_G) === 0) this.tlbTag[i] = -1;
+    }
+    this.fetchPage = -1;
+  }
+
+  /** INVLPG: drops the translation of one linear page. */
+  flushTlbPage(lin: number): void {
+    const page = lin >>> 12;
+    const i = page & (TLB_SIZE - 1);
+    if (this.tlbTag[i] === page) this.tlbTag[i] = -1;
+    // Large pages are cached as their 4 KiB pieces: drop every piece of this page's frame.
+    this.fetchPage = -1;
+    this.tlbDropLarge(page);
+  }
+
+  private tlbDropLarge(page: number): void {
+    // A 2 or 4 MiB page is at most 1024 pieces; INVLPG is rare enough to scan them.
+    const first = page & ~0x3ff;
+    for (let p = first; p < first + 0x400; p++) {
+      const i = p & (TLB_SIZE - 1);
+      if (this.tlbTag[i] === p && this.tlbPerm[i] & P_LARGE) this.tlbTag[i] = -1;
+    }
+  }
+
+  // ---------------------------------------------------------------- memory: linear
+
+  /** Reads `size` bytes at linear address `lin` with the current CPL's permissions. */
+  rd(lin: number, size: 1 | 2 | 4): number {
+    const page = lin >>> 12;
+    const i = page & (TLB_SIZE - 1);
+    if (this.tlbTag[i] === page && (this.tlbPerm[i] & this.needRead) !== 0) {
+      const off = lin & 0xfff;
+      if (off <= 4096 - size) {
+        const p = this.tlbPhys[i] + off;
+        if ((this.tlbPerm[i] & P_RAM) !== 0) {
+          return size === 4
+            ? this.ramView.getInt32(p, true)
+            : size === 1
+              ? this.ram[p]
+              : this.ramView.getUint16(p, true);
+        }
+        return size === 4 ? this.mem.read(p, 4) | 0 : this.mem.read(p, size);
+      }
+    }
+    return this.rdSlow(lin, size, this.cpl === 3 ? PFEC_U : 0);
+  }
+
+  /** Writes `size` bytes at linear address `lin` with the current CPL's permissions. */
+  wr(lin: number, size: 1 | 2 | 4, v: number): void {
+    const page = lin >>> 12;
+    const i = page & (TLB_SIZE - 1);
+    if (this.tlbTag[i] === page && (this.tlbPerm[i] & this.needWrite) !== 0) {
+      const off = lin & 0xfff;
+      if (off <= 4096 - size) {
+        const p = this.tlbPhys[i] + off;
+        if ((this.tlbPerm[i] & P_RAM) !== 0) {
+          if (size === 4) this.ramView.setInt32(p, v, true);
+          else if (size === 1) this.ram[p] = v;
+          else this.ramView.setUint16(p, v, true);
+        } else this.mem.write(p, size, v);
+        return;
+      }
+    }
+    this.wrSlow(lin, size, v, this.cpl === 3 ? PFEC_U : 0);
+  }
+
+  /** Reads for a read-modify-write: the access is checked as a write (SDM Vol. 3A, 4.6). */
+  rdw(lin: number, size: 1 | 2 | 4): number {
+    const page = lin >>> 12;
+    const i = page & (TLB_SIZE - 1);
+    if (
+      this.tlbTag[i] !== page ||
+      (this.tlbPerm[i] & this.needWrite) === 0 ||
+      (lin & 0xfff) > 4096 - size
+    ) {
+      this.alignCheck(lin, size, this.cpl === 3 ? PFEC_U : 0);
+      this.probeWrite(lin, size);
+    }
+    return this.rd(lin, size);
+  }
+
+  /** Implicit supervisor reads (descriptor tables, IDT, TSS): CPL does not matter. */
+  rdSys(lin: number, size: 1 | 2 | 4): number {
+    return this.rdSlow(lin, size, 0);
+  }
+  wrSys(lin: number, size: 1 | 2 | 4, v: number): void {
+    this.wrSlow(lin, size, v, 0);
+  }
+
+  private alignCheck(lin: number, size: number, user: number): void {
+    if (
+      user !== 0 &&
+      (lin & (size - 1)) !== 0 &&
+      (this.cr0 & CR0_AM) !== 0 &&
+      (this.flags.word & AC) !== 0
+    ) {
+      fault(AC_VEC, 0);
+    }
+  }
+
+  private rdSlow(lin: number, size: 1 | 2 | 4, user: number): number {
+    this.alignCheck(lin, size, user);
+    if ((lin & 0xfff) > 4096 - size) {
+      // Crosses a page boundary: each byte through its own translation.
+      let v = 0;
+      for (let k = 0; k < size; k++) v |= this.mem.read(translate(this, lin + k, user), 1) << (8 * k);
+      return size === 4 ? v | 0 : v;
+    }
+    const p = translate(this, lin, user);
+    return size === 4 ? this.mem.read(p, 4) | 0 : this.mem.read(p, size);
+  }
+
+  private wrSlow(lin: number, size: 1 | 2 | 4, v: number, user: number): void {
+    this.alignCheck(lin, size, user);
+    if ((lin & 0xfff) > 4096 - size) {
+      // Translate both pages before writing anything, so a fault leaves memory unchanged.
+      const p0 = translate(this, lin, user | PFEC_W);
+      const p1 = translate(this, (lin + size - 1) | 0, user | PFEC_W);
+      for (let k = 0; k < size; k++) {
+        const a = lin + k;
+        const p = ((a ^ lin) & ~0xfff) === 0 ? p0 + k : p1 - (size - 1 - k);
+        this.mem.write(p, 1, (v >>> (8 * k)) & 0xff);
+      }
+      return;
+    }
+    this.mem.write(translate(this, lin, user | PFEC_W), size, v);
+  }
+
+  /** Checks that [lin, lin+size) is writable now, so a later write cannot fault. */
+  probeWrite(lin: number, size: number): void {
+    const user = this.cpl === 3 ? PFEC_U : 0;
+    translate(this, lin, user | PFEC_W);
+    if ((lin & 0xfff) > 4096 - size) translate(this, (lin + size - 1) | 0, user | PFEC_W);
+  }
+
+  // ---------------------------------------------------------------- instruction fetch
+
+  /** Fetches the instruction byte at CS:offset (offset already limit-checked by decode). */
+  fetchByte(offset: number): number {
+    const lin = (this.segs[CS].base + offset) | 0;
+    const page = lin >>> 12;
+    if (page === this.fetchPage) return this.ram[this.fetchPhys + (lin & 0xfff)];
+    const user = this.cpl === 3 ? PFEC_U : 0;
+    const p = translate(this, lin, user | PFEC_I);
+    if (p < 0x100000000 && this.mem.pageKind[Math.floor(p / 4096)] === PageKind.Ram) {
+      this.fetchPage = page;
+      this.fetchPhys = p - (lin & 0xfff);
+      return this.ram[p];
+    }
+    return this.mem.read(p, 1);
+  }
+
+  // ---------------------------------------------------------------- ports
+
+  /** Port input after the privilege checks of IN/INS (exec/io.ts). */
+  portIn(port: number, size: 1 | 2 | 4): number {
+    const v = this.io.read(port & 0xffff, size);
+    return size === 4 ? v | 0 : v;
+  }
+  portOut(port: number, size: 1 | 2 | 4, v: number): void {
+    this.io.write(port & 0xffff, size, size === 4 ? v >>> 0 : v & (size === 1 ? 0xff : 0xffff));
+  }
+
+  // ---------------------------------------------------------------- reporting
+
   describeState(): string {
-    return "";
+    const h = (v: number, w = 8): string => (v >>> 0).toString(16).padStart(w, "0");
+    const lines: string[] = [];
+    const r = REG32_NAMES.map((n, k) => `${n.toUpperCase()}=${h(this.regs[k])}`);
+    lines.push(r.slice(0, 4).join(" "), r.slice(4).join(" "));
+    lines.push(`EIP=${h(this.eip)} EFLAGS=${h(this.flags.get())} CPL=${this.cpl}`);
+    for (let s = 0; s < 6; s++) {
+      const g = this.segs[s];
+      lines.push(
+        `${SEG_NAMES[s].toUpperCase()}=${h(g.selector, 4)} base=${h(g.base)} ` +
+          `limit=${h(g.limit)} ar=${h(g.ar, 5)}`,
+      );
+    }
+    lines.push(`LDTR=${h(this.ldtr.selector, 4)} TR=${h(this.tr.selector, 4)} base=${h(this.tr.base)}`);
+    lines.push(`GDT=${h(this.gdtrBase)}/${h(this.gdtrLimit, 4)} IDT=${h(this.idtrBase)}/${h(this.idtrLimit, 4)}`);
+    lines.push(`CR0=${h(this.cr0)} CR2=${h(this.cr2)} CR3=${h(this.cr3)} CR4=${h(this.cr4)}`);
+    lines.push(`EFER=${h(this.msr.efer)} DR6=${h(this.dr[6])} DR7=${h(this.dr[7])}`);
+    try {
+      lines.push(`code: ${disassemble(this, this.eip)}`);
+    } catch {
+      lines.push("code: <unreadable>");
+    }
+    return lines.join("\n");
+  }
+
+  /** #GP(0) helper for instruction code. */
+  gp0(): never {
+    return fault(GP, 0);
   }
 }
+

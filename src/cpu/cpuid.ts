@@ -1,0 +1,70 @@
+/**
+ * The CPUID model: a GenuineIntel family-6 processor that advertises only what this CPU
+ * implements (SDM Vol. 2, CPUID). One declarative table of leaves; each feature bit that
+ * is set names the code that implements it.
+ */
+import type { Cpu } from "./cpu.js";
+
+type Regs = [eax: number, ebx: number, ecx: number, edx: number];
+
+// CPUID.1:EDX feature bits (SDM Vol. 2, Table 3-11) that this CPU implements.
+const FEAT_DE = 1 << 2; // CR4.DE: DR4/DR5 references raise #UD
+const FEAT_PSE = 1 << 3; // 4 MiB pages (mmu.ts)
+const FEAT_TSC = 1 << 4; // RDTSC, CR4.TSD
+const FEAT_MSR = 1 << 5; // RDMSR/WRMSR (msr.ts)
+const FEAT_PAE = 1 << 6; // PAE paging (mmu.ts)
+const FEAT_CX8 = 1 << 8; // CMPXCHG8B
+const FEAT_SEP = 1 << 11; // SYSENTER/SYSEXIT
+const FEAT_MTRR = 1 << 12; // MTRR MSRs
+const FEAT_PGE = 1 << 13; // global pages
+const FEAT_CMOV = 1 << 15; // CMOVcc
+const FEAT_PAT = 1 << 16; // IA32_PAT
+const FEAT_PSE36 = 1 << 17; // 4 MiB pages above 4 GiB
+// CPUID.80000001H:EDX bits.
+const EXT_NX = 1 << 20; // execute-disable (EFER.NXE)
+const EXT_RDTSCP = 1 << 27; // RDTSCP and IA32_TSC_AUX
+
+/** Family 6, model 0x3A (extended model 3, model 0xA), stepping 9. */
+export const CPUID_SIGNATURE = 0x000306a9;
+const MAX_BASIC = 0x7;
+const MAX_EXTENDED = 0x80000008;
+
+function ascii4(s: string): number {
+  return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
+}
+function str(s: string, n: number): number[] {
+  const p = s.padEnd(n * 4, "\0");
+  return Array.from({ length: n }, (_, k) => ascii4(p.slice(4 * k, 4 * k + 4)));
+}
+const BRAND = str("SHV software x86 CPU", 12);
+const VENDOR = str("GenuineIntel", 3); // EBX, EDX, ECX order: "Genu" "ineI" "ntel"
+
+const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
+  0x0: () => [MAX_BASIC, VENDOR[0], VENDOR[2], VENDOR[1]],
+  0x1: (c) => [
+    CPUID_SIGNATURE,
+    // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
+    ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
+    0,
+    FEAT_DE | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_PAE | FEAT_CX8 | FEAT_SEP | FEAT_MTRR |
+      FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36,
+  ],
+  // Leaf 2: one iteration, no cache descriptors.
+  0x2: () => [1, 0, 0, 0],
+  0x80000000: () => [MAX_EXTENDED, 0, 0, 0],
+  0x80000001: () => [0, 0, 0, EXT_NX | EXT_RDTSCP],
+  0x80000002: () => [BRAND[0], BRAND[1], BRAND[2], BRAND[3]],
+  0x80000003: () => [BRAND[4], BRAND[5], BRAND[6], BRAND[7]],
+  0x80000004: () => [BRAND[8], BRAND[9], BRAND[10], BRAND[11]],
+  // Physical address bits 36, linear address bits 32.
+  0x80000008: () => [0x2024, 0, 0, 0],
+};
+
+/** CPUID for leaf EAX, subleaf ECX. Leaves without data read as zeros. */
+export function cpuid(c: Cpu, leaf: number, subleaf: number): Regs {
+  leaf >>>= 0;
+  // Beyond the maximum, Intel returns the highest basic leaf's data (SDM Vol. 2, CPUID).
+  if (leaf > MAX_EXTENDED || (leaf > MAX_BASIC && leaf < 0x80000000)) leaf = MAX_BASIC;
+  const f = LEAVES[leaf];
+  return f ? f(c, subleaf) : [0, 0, 0, 0];
+}

@@ -1,0 +1,442 @@
+/**
+ * Control transfers (SDM Vol. 2: JMP, Jcc, CALL, RET, LOOP, INT n, IRET, BOUND) and the
+ * protected-mode far forms with call gates, task gates and TSS targets (SDM Vol. 3A, 5.8).
+ */
+import { sext } from "../alu.js";
+import {
+  AR_DPL_SHIFT,
+  AR_P,
+  AR_S,
+  AR_TYPE_CODE,
+  AR_TYPE_EC,
+  AR_TYPE_RW,
+  BP,
+  BR,
+  CS,
+  DB,
+  DS,
+  ECX,
+  ES,
+  ESP,
+  FS,
+  GP,
+  GS,
+  NP,
+  OF_VEC,
+  SS,
+  SS_VEC,
+  SYS_CALL_GATE32,
+  SYS_TASK_GATE,
+  SYS_TSS32_AVAIL,
+  SYS_CALL_GATE16,
+  UD,
+} from "../arch.js";
+import { fault } from "../fault.js";
+import { IF, IOPL, IOPL_SHIFT, NT, VIF, VIP, VM, WRITABLE } from "../flags.js";
+import { descriptorAr, descriptorLimit } from "../segreg.js";
+import { loadFromDescriptor, markAccessed, readDescriptor, segAddr } from "../segment.js";
+import { deliverEvent, EventType, loadStackSeg, pushSys, tssStack } from "../interrupt.js";
+import { taskSwitch, TaskSwitchReason } from "../task.js";
+import type { Cpu } from "../cpu.js";
+import type { Instr } from "../decode.js";
+import type { Handler } from "../opcodes.js";
+import { ea, getReg, peek, push, readE, setReg, setSp, stackAddr, type Size } from "./operands.js";
+
+/** Near branch to `target` (an offset in CS), truncated to the operand size. */
+function jumpNear(c: Cpu, i: Instr, target: number): void {
+  const t = i.osize === 16 ? target & 0xffff : target >>> 0;
+  if (t > c.segs[CS].limit) fault(GP, 0);
+  c.nextEip = t;
+}
+
+/** JMP rel8/rel32 (EB, E9) and Jcc (70-7F, 0F 80-8F). */
+export const jmpRel: Handler = (c, i) => jumpNear(c, i, c.nextEip + i.imm);
+export const jmpRel8: Handler = (c, i) => jumpNear(c, i, c.nextEip + sext(i.imm, 8));
+export const jccRel8: Handler = (c, i) => {
+  if (c.flags.cond(i.opcode & 15)) jumpNear(c, i, c.nextEip + sext(i.imm, 8));
+};
+export const jccRel: Handler = (c, i) => {
+  if (c.flags.cond(i.opcode & 15)) jumpNear(c, i, c.nextEip + sext(i.imm, i.osize));
+};
+
+/** Count register of LOOP/JECXZ and the string instructions: ECX or CX by address size. */
+export function getCount(c: Cpu, i: Instr): number {
+  return i.asize === 32 ? c.regs[ECX] : c.regs[ECX] & 0xffff;
+}
+export function setCount(c: Cpu, i: Instr, v: number): void {
+  setReg(c, ECX, i.asize, v);
+}
+
+/** LOOPNE/LOOPE/LOOP (E0-E2) and JCXZ/JECXZ (E3). */
+export const loop: Handler = (c, i) => {
+  let take: boolean;
+  if (i.opcode === 0xe3) take = getCount(c, i) === 0;
+  else {
+    const n = (getCount(c, i) - 1) & (i.asize === 32 ? -1 : 0xffff);
+    setCount(c, i, n);
+    take = n !== 0;
+    if (i.opcode === 0xe0) take &&= !c.flags.zf();
+    else if (i.opcode === 0xe1) take &&= c.flags.zf();
+  }
+  if (take) jumpNear(c, i, c.nextEip + sext(i.imm, 8));
+};
+
+export const callRel: Handler = (c, i) => {
+  const target = c.nextEip + i.imm;
+  push(c, i.osize, c.nextEip);
+  jumpNear(c, i, target);
+};
+
+export const callE: Handler = (c, i) => {
+  const target = readE(c, i, i.osize);
+  push(c, i.osize, c.nextEip);
+  jumpNear(c, i, target);
+};
+
+export const jmpE: Handler = (c, i) => jumpNear(c, i, readE(c, i, i.osize));
+
+/** RET / RET imm16 (C3, C2). */
+export const retNear =
+  (withImm: boolean): Handler =>
+  (c, i) => {
+    const target = peek(c, 0, i.osize);
+    jumpNear(c, i, target);
+    setSp(c, c.regs[ESP] + (i.osize >> 3) + (withImm ? i.imm : 0));
+  };
+
+// ---------------------------------------------------------------- far transfers
+
+/** Reads a far pointer (offset, then selector) from the memory operand. */
+function farPointer(c: Cpu, i: Instr): [number, number] {
+  if (i.mod === 3) fault(UD);
+  const size = (i.osize >> 3) as Size;
+  const lin = segAddr(c, i.seg, ea(c, i), size + 2, false);
+  return [c.rd(lin, size), c.rd((lin + size) | 0, 2)];
+}
+
+export const jmpFarImm: Handler = (c, i) => farJump(c, i, i.imm2, i.imm);
+export const jmpFarMem: Handler = (c, i) => {
+  const [off, sel] = farPointer(c, i);
+  farJump(c, i, sel, off);
+};
+export const callFarImm: Handler = (c, i) => farCall(c, i, i.imm2, i.imm);
+export const callFarMem: Handler = (c, i) => {
+  const [off, sel] = farPointer(c, i);
+  farCall(c, i, sel, off);
+};
+
+function realMode(c: Cpu): boolean {
+  return !c.protectedMode || c.v86;
+}
+
+/** Commits a CS load at privilege `cpl`; the caller has made every check. */
+function loadCs(c: Cpu, sel: number, lo: number, hi: number, cpl: number, offset: number): void {
+  markAccessed(c, sel, hi);
+  loadFromDescriptor(c.segs[CS], (sel & 0xfffc) | cpl, lo, hi);
+  c.cpl = cpl;
+  c.nextEip = offset >>> 0;
+  c.modeChanged();
+}
+
+/** Checks a code-segment descriptor for a direct JMP/CALL (SDM Vol. 3A, 5.8.1). */
+function checkDirectCode(c: Cpu, sel: number, ar: number): void {
+  const dpl = (ar >> AR_DPL_SHIFT) & 3;
+  if (ar & AR_TYPE_EC) {
+    if (dpl > c.cpl) fault(GP, sel & 0xfffc);
+  } else if ((sel & 3) > c.cpl || dpl !== c.cpl) {
+    fault(GP, sel & 0xfffc);
+  }
+  if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
+}
+
+function isCode(ar: number): boolean {
+  return (ar & (AR_S | AR_TYPE_CODE)) === (AR_S | AR_TYPE_CODE);
+}
+
+/** Checks a gate, TSS or task gate's DPL against CPL and RPL and its present bit. */
+function checkGate(c: Cpu, sel: number, ar: number): void {
+  const dpl = (ar >> AR_DPL_SHIFT) & 3;
+  if (dpl < c.cpl || dpl < (sel & 3)) fault(GP, sel & 0xfffc);
+  if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
+}
+
+function farJump(c: Cpu, i: Instr, sel: number, offset: number): void {
+  if (i.osize === 16) offset &= 0xffff;
+  if (realMode(c)) {
+    c.segs[CS].setReal(sel);
+    c.nextEip = offset >>> 0;
+    return;
+  }
+  if ((sel & 0xfffc) === 0) fault(GP, 0);
+  const [lo, hi] = readDescriptor(c, sel);
+  const ar = descriptorAr(hi);
+  if (isCode(ar)) {
+    checkDirectCode(c, sel, ar);
+    if (offset >>> 0 > descriptorLimit(lo, hi)) fault(GP, 0);
+    loadCs(c, sel, lo, hi, c.cpl, offset);
+    return;
+  }
+  const type = ar & 0x1f;
+  if (type === SYS_CALL_GATE32 || type === SYS_CALL_GATE16) {
+    checkGate(c, sel, ar);
+    const [csSel, target] = gateTarget(lo, hi, type);
+    if ((csSel & 0xfffc) === 0) fault(GP, 0);
+    const [clo, chi] = readDescriptor(c, csSel);
+    const car = descriptorAr(chi);
+    const dpl = (car >> AR_DPL_SHIFT) & 3;
+    if (!isCode(car) || (car & AR_TYPE_EC ? dpl > c.cpl : dpl !== c.cpl)) fault(GP, csSel & 0xfffc);
+    if (!(car & AR_P)) fault(NP, csSel & 0xfffc);
+    if (target > descriptorLimit(clo, chi)) fault(GP, 0);
+    loadCs(c, csSel, clo, chi, c.cpl, target);
+    return;
+  }
+  if (type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) {
+    checkGate(c, sel, ar);
+    taskSwitch(c, type === SYS_TASK_GATE ? lo >>> 16 : sel, TaskSwitchReason.Jump, c.nextEip);
+    return;
+  }
+  fault(GP, sel & 0xfffc);
+}
+
+/** Target selector and offset of a call gate (SDM Vol. 3A, Figure 5-8). */
+function gateTarget(lo: number, hi: number, type: number): [number, number] {
+  const off = type === SYS_CALL_GATE32 ? ((hi & 0xffff0000) | (lo & 0xffff)) >>> 0 : lo & 0xffff;
+  return [lo >>> 16, off];
+}
+
+function farCall(c: Cpu, i: Instr, sel: number, offset: number): void {
+  if (i.osize === 16) offset &= 0xffff;
+  if (realMode(c)) {
+    stackAddr(c, -2 * (i.osize >> 3), 2 * (i.osize >> 3), true);
+    push(c, i.osize, c.segs[CS].selector);
+    push(c, i.osize, c.nextEip);
+    c.segs[CS].setReal(sel);
+    c.nextEip = offset >>> 0;
+    return;
+  }
+  if ((sel & 0xfffc) === 0) fault(GP, 0);
+  const [lo, hi] = readDescriptor(c, sel);
+  const ar = descriptorAr(hi);
+  if (isCode(ar)) {
+    checkDirectCode(c, sel, ar);
+    if (offset >>> 0 > descriptorLimit(lo, hi)) fault(GP, 0);
+    stackAddr(c, -2 * (i.osize >> 3), 2 * (i.osize >> 3), true);
+    push(c, i.osize, c.segs[CS].selector);
+    push(c, i.osize, c.nextEip);
+    loadCs(c, sel, lo, hi, c.cpl, offset);
+    return;
+  }
+  const type = ar & 0x1f;
+  if (type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) {
+    checkGate(c, sel, ar);
+    taskSwitch(c, type === SYS_TASK_GATE ? lo >>> 16 : sel, TaskSwitchReason.Call, c.nextEip);
+    return;
+  }
+  if (type !== SYS_CALL_GATE32 && type !== SYS_CALL_GATE16) fault(GP, sel & 0xfffc);
+  checkGate(c, sel, ar);
+  callGate(c, lo, hi, type);
+}
+
+/** CALL through a call gate, switching stacks when it enters a more privileged level. */
+function callGate(c: Cpu, lo: number, hi: number, type: number): void {
+  const [csSel, target] = gateTarget(lo, hi, type);
+  const size = type === SYS_CALL_GATE32 ? 4 : 2;
+  if ((csSel & 0xfffc) === 0) fault(GP, 0);
+  const [clo, chi] = readDescriptor(c, csSel);
+  const car = descriptorAr(chi);
+  const dpl = (car >> AR_DPL_SHIFT) & 3;
+  if (!isCode(car) || dpl > c.cpl) fault(GP, csSel & 0xfffc);
+  if (!(car & AR_P)) fault(NP, csSel & 0xfffc);
+  if (target > descriptorLimit(clo, chi)) fault(GP, 0);
+  const retCs = c.segs[CS].selector;
+  const retEip = c.nextEip;
+  if (!(car & AR_TYPE_EC) && dpl < c.cpl) {
+    // More privileged: new stack from the TSS, parameters copied (SDM Vol. 3A, 5.8.5).
+    const count = hi & 0x1f;
+    const params: number[] = [];
+    for (let k = count - 1; k >= 0; k--) params.push(peek(c, k * size, size * 8));
+    const [newSs, newEsp] = tssStack(c, dpl, 0);
+    const oldSs = c.segs[SS].selector;
+    const oldEsp = c.regs[ESP];
+    const savedSs = [c.segs[SS].selector, c.segs[SS].base, c.segs[SS].limit, c.segs[SS].ar] as const;
+    const oldCpl = c.cpl;
+    loadStackSeg(c, newSs, dpl, 0);
+    c.regs[ESP] = newEsp;
+    c.cpl = dpl;
+    c.modeChanged();
+    try {
+      pushSys(c, size, oldSs);
+      pushSys(c, size, oldEsp);
+      for (const p of params) pushSys(c, size, p);
+      pushSys(c, size, retCs);
+      pushSys(c, size, retEip);
+    } catch (e) {
+      c.segs[SS].set(...savedSs);
+      c.regs[ESP] = oldEsp;
+      c.cpl = oldCpl;
+      c.modeChanged();
+      throw e;
+    }
+    loadCs(c, csSel, clo, chi, dpl, target);
+    return;
+  }
+  stackAddr(c, -2 * size, 2 * size, true);
+  push(c, size * 8, retCs);
+  push(c, size * 8, retEip);
+  loadCs(c, csSel, clo, chi, c.cpl, target);
+}
+
+/** RETF / RETF imm16 (CB, CA). */
+export const retFar =
+  (withImm: boolean): Handler =>
+  (c, i) => {
+    const size = i.osize >> 3;
+    const imm = withImm ? i.imm : 0;
+    const offset = peek(c, 0, i.osize) >>> 0;
+    const sel = peek(c, size, 16);
+    if (realMode(c)) {
+      c.segs[CS].setReal(sel);
+      c.nextEip = i.osize === 16 ? offset & 0xffff : offset;
+      setSp(c, c.regs[ESP] + 2 * size + imm);
+      return;
+    }
+    returnTo(c, i, sel, offset, 2 * size, imm);
+  };
+
+/**
+ * Protected-mode return to sel:offset (RETF and IRET): `frame` bytes of the return frame
+ * are on the stack; a return to an outer level pops SS:ESP after them (SDM Vol. 2, RET).
+ */
+function returnTo(c: Cpu, i: Instr, sel: number, offset: number, frame: number, imm: number): void {
+  const size = i.osize >> 3;
+  if ((sel & 0xfffc) === 0) fault(GP, 0);
+  const rpl = sel & 3;
+  if (rpl < c.cpl) fault(GP, sel & 0xfffc);
+  const [lo, hi] = readDescriptor(c, sel);
+  const ar = descriptorAr(hi);
+  const dpl = (ar >> AR_DPL_SHIFT) & 3;
+  if (!isCode(ar) || (ar & AR_TYPE_EC ? dpl > rpl : dpl !== rpl)) fault(GP, sel & 0xfffc);
+  if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
+  if (i.osize === 16) offset &= 0xffff;
+  if (rpl === c.cpl) {
+    if (offset > descriptorLimit(lo, hi)) fault(GP, 0);
+    loadCs(c, sel, lo, hi, rpl, offset);
+    setSp(c, c.regs[ESP] + frame + imm);
+    return;
+  }
+  // Return to an outer privilege level.
+  const newEsp = peek(c, frame + imm, i.osize);
+  const ssSel = peek(c, frame + imm + size, 16);
+  if ((ssSel & 0xfffc) === 0) fault(GP, 0);
+  const [slo, shi] = readDescriptor(c, ssSel);
+  const sar = descriptorAr(shi);
+  if (
+    (ssSel & 3) !== rpl ||
+    ((sar >> AR_DPL_SHIFT) & 3) !== rpl ||
+    (sar & (AR_S | AR_TYPE_CODE | AR_TYPE_RW)) !== (AR_S | AR_TYPE_RW)
+  ) {
+    fault(GP, ssSel & 0xfffc);
+  }
+  if (!(sar & AR_P)) fault(SS_VEC, ssSel & 0xfffc);
+  if (offset > descriptorLimit(lo, hi)) fault(GP, 0);
+  loadCs(c, sel, lo, hi, rpl, offset);
+  markAccessed(c, ssSel, shi);
+  loadFromDescriptor(c.segs[SS], ssSel, slo, shi);
+  setSp(c, (i.osize === 16 ? newEsp & 0xffff : newEsp) + imm);
+  nullInaccessibleSegments(c);
+}
+
+/** After a return to an outer level, data segments the new CPL may not use become null. */
+function nullInaccessibleSegments(c: Cpu): void {
+  for (const s of [ES, DS, FS, GS]) {
+    const g = c.segs[s];
+    const conformingCode = (g.ar & (AR_TYPE_CODE | AR_TYPE_EC)) === (AR_TYPE_CODE | AR_TYPE_EC);
+    if (g.usable && !conformingCode && g.dpl < c.cpl) g.set(0, 0, 0, 0x10000);
+  }
+}
+
+// ---------------------------------------------------------------- interrupts
+
+/** INT n (CD): in V86 mode without IOPL 3 it is #GP(0) (SDM Vol. 3A, 20.3.3). */
+export const intN: Handler = (c, i) => {
+  if (c.v86 && (c.flags.word & IOPL) >> IOPL_SHIFT < 3) fault(GP, 0);
+  deliverEvent(c, i.imm & 0xff, EventType.SoftwareInterrupt, -1, c.nextEip);
+};
+
+export const int3: Handler = (c) => deliverEvent(c, BP, EventType.SoftwareException, -1, c.nextEip);
+
+export const into: Handler = (c) => {
+  if (c.flags.of()) deliverEvent(c, OF_VEC, EventType.SoftwareException, -1, c.nextEip);
+};
+
+/** INT1 / ICEBP (F1): a #DB trap that ignores the gate DPL. */
+export const int1: Handler = (c) =>
+  deliverEvent(c, DB, EventType.PrivilegedSoftwareException, -1, c.nextEip);
+
+/** IRET/IRETD (CF) (SDM Vol. 2, IRET). */
+export const iret: Handler = (c, i) => {
+  const size = i.osize >> 3;
+  const iopl = (c.flags.word & IOPL) >> IOPL_SHIFT;
+  if (!c.protectedMode || c.v86) {
+    if (c.v86 && iopl < 3) fault(GP, 0);
+    const ip = peek(c, 0, i.osize) >>> 0;
+    const cs = peek(c, size, 16);
+    const fl = peek(c, 2 * size, i.osize);
+    if (ip > c.segs[CS].limit && !c.v86) fault(GP, 0);
+    c.segs[CS].setReal(cs);
+    c.nextEip = i.osize === 16 ? ip & 0xffff : ip;
+    setSp(c, c.regs[ESP] + 3 * size);
+    // In V86 mode IOPL cannot change; in real mode everything writable can.
+    let mask = WRITABLE & ~(VM | VIF | VIP);
+    if (c.v86) mask &= ~IOPL;
+    if (i.osize === 16) mask &= 0xffff;
+    c.flags.load((c.flags.get() & ~mask) | (fl & mask));
+    c.modeChanged();
+    return;
+  }
+  if (c.flags.word & NT) {
+    const link = c.rdSys(c.tr.base, 2);
+    taskSwitch(c, link, TaskSwitchReason.Iret, c.nextEip);
+    return;
+  }
+  const eip = peek(c, 0, i.osize) >>> 0;
+  const cs = peek(c, size, 16);
+  const fl = peek(c, 2 * size, i.osize);
+  if (fl & VM && c.cpl === 0 && i.osize === 32) return iretToV86(c, eip, cs, fl);
+  const oldCpl = c.cpl;
+  returnTo(c, i, cs, eip, 3 * size, 0);
+  let mask = WRITABLE & ~(VM | VIF | VIP);
+  if (oldCpl > 0) mask &= ~IOPL;
+  if (oldCpl > iopl) mask &= ~IF;
+  if (i.osize === 16) mask &= 0xffff;
+  c.flags.load((c.flags.get() & ~mask) | (fl & mask));
+  c.modeChanged();
+};
+
+/** IRET from CPL 0 to virtual-8086 mode: pops ESP, SS, ES, DS, FS, GS as well. */
+function iretToV86(c: Cpu, eip: number, cs: number, fl: number): void {
+  const vals = Array.from({ length: 6 }, (_, k) => peek(c, 12 + 4 * k, 32));
+  c.flags.load(fl & (WRITABLE | VM));
+  const ar = AR_P | AR_S | AR_TYPE_RW | (3 << AR_DPL_SHIFT);
+  const segs = [ES, DS, FS, GS];
+  segs.forEach((s, k) => c.segs[s].set(vals[2 + k], vals[2 + k] << 4, 0xffff, ar));
+  c.segs[SS].set(vals[1], vals[1] << 4, 0xffff, ar);
+  c.segs[CS].set(cs, cs << 4, 0xffff, ar | AR_TYPE_CODE);
+  c.regs[ESP] = vals[0];
+  c.cpl = 3;
+  c.nextEip = eip & 0xffff;
+  c.modeChanged();
+}
+
+/** BOUND G, Ma (62): #BR when the signed index is outside [lower, upper]. */
+export const bound: Handler = (c, i) => {
+  if (i.mod === 3) fault(UD);
+  const bits = i.osize;
+  const size = (bits >> 3) as Size;
+  const lin = segAddr(c, i.seg, ea(c, i), 2 * size, false);
+  const lower = sext(c.rd(lin, size), bits);
+  const upper = sext(c.rd((lin + size) | 0, size), bits);
+  const idx = sext(getReg(c, i.reg, bits), bits);
+  if (idx < lower || idx > upper) fault(BR);
+};
+

@@ -1,0 +1,238 @@
+/**
+ * Paging: the 32-bit and PAE page walkers (SDM Vol. 3A, 4.3 and 4.4) and the software TLB
+ * they fill. A TLB entry caches one 4 KiB linear page with the permissions every kind of
+ * access has on it, so the fast paths in cpu.ts test one bit. Write permission is cached
+ * only once the dirty bit is set, so the first write still walks and sets D.
+ */
+import {
+  CR0_WP,
+  CR4_PAE,
+  CR4_PGE,
+  CR4_PSE,
+  EFER_NXE,
+  GP,
+  PFEC_I,
+  PFEC_P,
+  PFEC_RSVD,
+  PFEC_U,
+  PFEC_W,
+  PF_VEC,
+  PTE_A,
+  PTE_D,
+  PTE_G,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+} from "./arch.js";
+import { Fault, fault } from "./fault.js";
+import { PageKind } from "../machine/memory.js";
+import type { Cpu } from "./cpu.js";
+
+export const TLB_SIZE = 4096;
+// TLB permission bits: which accesses the cached translation allows without a walk.
+export const P_RS = 1 << 0; // supervisor read
+export const P_WS = 1 << 1; // supervisor write
+export const P_RU = 1 << 2; // user read
+export const P_WU = 1 << 3; // user write
+export const P_XS = 1 << 4; // supervisor instruction fetch
+export const P_XU = 1 << 5; // user instruction fetch
+export const P_G = 1 << 6; // global page: survives CR3 loads
+export const P_RAM = 1 << 7; // the physical page is RAM (direct access)
+export const P_LARGE = 1 << 8; // piece of a 2/4 MiB page (INVLPG drops the whole page)
+export const P_NEVER = 1 << 9; // no entry has it: forces the checked slow path
+
+/** Physical-address width reported by CPUID.80000008H:EAX[7:0]. */
+export const MAXPHYADDR = 36;
+const TWO32 = 0x100000000;
+
+/** A #PF: the faulting linear address becomes CR2 when the fault is delivered. */
+export class PageFault extends Fault {
+  constructor(
+    errorCode: number,
+    readonly linear: number,
+  ) {
+    super(PF_VEC, errorCode);
+  }
+}
+
+/**
+ * Translates linear address `lin` for an access described by `access` (PFEC_W, PFEC_U,
+ * PFEC_I bits), filling the TLB; raises #PF when paging forbids it. Returns the physical
+ * address.
+ */
+export function translate(cpu: Cpu, lin: number, access: number): number {
+  const page = lin >>> 12;
+  const off = lin & 0xfff;
+  let phys: number; // physical base of the 4 KiB frame
+  let perm: number;
+  if (!cpu.paging) {
+    phys = page * 4096;
+    perm = P_RS | P_WS | P_RU | P_WU | P_XS | P_XU;
+  } else {
+    const w = cpu.cr4 & CR4_PAE ? walkPae(cpu, lin, access) : walk32(cpu, lin, access);
+    phys = w.frame;
+    perm = w.perm;
+  }
+  if (phys < TWO32 && cpu.mem.pageKind[phys / 4096] === PageKind.Ram) perm |= P_RAM;
+  const i = page & (TLB_SIZE - 1);
+  cpu.tlbTag[i] = page;
+  cpu.tlbPhys[i] = phys;
+  cpu.tlbPerm[i] = perm;
+  return phys + off;
+}
+
+interface Walk {
+  frame: number;
+  perm: number;
+}
+const result: Walk = { frame: 0, perm: 0 };
+
+function pageFault(cpu: Cpu, lin: number, access: number, present: boolean, rsvd = false): never {
+  let ec = access & (PFEC_W | PFEC_U);
+  // I/D is reported only where execute-disable exists (SDM Vol. 3A, 4.7).
+  if (access & PFEC_I && cpu.cr4 & CR4_PAE && cpu.msr.efer & EFER_NXE) ec |= PFEC_I;
+  if (present) ec |= PFEC_P;
+  if (rsvd) ec |= PFEC_RSVD | PFEC_P;
+  throw new PageFault(ec, lin >>> 0);
+}
+
+/**
+ * Checks the combined rights of a translation against the access and returns the TLB
+ * permission bits (SDM Vol. 3A, 4.6). `rw`, `us` and `nx` are the combined flags over all
+ * levels; `dirty` says whether the final entry's D bit is (now) set.
+ */
+function rights(
+  cpu: Cpu,
+  lin: number,
+  access: number,
+  rw: boolean,
+  us: boolean,
+  nx: boolean,
+  dirty: boolean,
+): number {
+  const write = (access & PFEC_W) !== 0;
+  const user = (access & PFEC_U) !== 0;
+  const fetch = (access & PFEC_I) !== 0;
+  const wp = (cpu.cr0 & CR0_WP) !== 0;
+  if (user && !us) pageFault(cpu, lin, access, true);
+  if (write && !rw && (user || wp)) pageFault(cpu, lin, access, true);
+  if (fetch && nx) pageFault(cpu, lin, access, true);
+  let perm = P_RS;
+  if (dirty && (rw || !wp)) perm |= P_WS;
+  if (!nx) perm |= P_XS;
+  if (us) {
+    perm |= P_RU;
+    if (dirty && rw) perm |= P_WU;
+    if (!nx) perm |= P_XU;
+  }
+  return perm;
+}
+
+/** Sets the accessed bit (and dirty, for writes to the final entry) of a 32-bit entry. */
+function touch(cpu: Cpu, addr: number, entry: number, bits: number): number {
+  if ((entry & bits) !== bits) {
+    entry |= bits;
+    cpu.mem.write(addr, 4, entry >>> 0);
+  }
+  return entry;
+}
+
+/** 32-bit paging (SDM Vol. 3A, 4.3). */
+function walk32(cpu: Cpu, lin: number, access: number): Walk {
+  const write = (access & PFEC_W) !== 0;
+  const pdeAddr = ((cpu.cr3 & 0xfffff000) >>> 0) + ((lin >>> 22) << 2);
+  let pde = cpu.mem.read(pdeAddr, 4);
+  if (!(pde & PTE_P)) pageFault(cpu, lin, access, false);
+  if (pde & PTE_PS && cpu.cr4 & CR4_PSE) {
+    // 4 MiB page; PDE bits 16:13 hold physical-address bits 35:32 (PSE-36) and bit 21 is
+    // reserved (SDM Vol. 3A, Table 4-5).
+    if (pde & (1 << 21) || (pde >>> 13) & ~((1 << (MAXPHYADDR - 32)) - 1) & 0xff) {
+      pageFault(cpu, lin, access, true, true);
+    }
+    const rw = (pde & PTE_RW) !== 0;
+    const us = (pde & PTE_US) !== 0;
+    const perm = rights(cpu, lin, access, rw, us, false, write || (pde & PTE_D) !== 0);
+    pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A);
+    const hi = (pde >>> 13) & 0xff;
+    result.frame = hi * TWO32 + ((pde & 0xffc00000) >>> 0) + (lin & 0x3ff000);
+    result.perm = perm | P_LARGE | (pde & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
+    return result;
+  }
+  const pteAddr = ((pde & 0xfffff000) >>> 0) + (((lin >>> 12) & 0x3ff) << 2);
+  let pte = cpu.mem.read(pteAddr, 4);
+  if (!(pte & PTE_P)) pageFault(cpu, lin, access, false);
+  const rw = (pde & pte & PTE_RW) !== 0;
+  const us = (pde & pte & PTE_US) !== 0;
+  const perm = rights(cpu, lin, access, rw, us, false, write || (pte & PTE_D) !== 0);
+  touch(cpu, pdeAddr, pde, PTE_A);
+  pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A);
+  result.frame = (pte & 0xfffff000) >>> 0;
+  result.perm = perm | (pte & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
+  return result;
+}
+
+/** Reserved bits 51:MAXPHYADDR of a PAE entry's high dword (bit 63 is XD). */
+const PAE_RSVD_HI = ((1 << (52 - 32)) - 1) & ~((1 << (MAXPHYADDR - 32)) - 1);
+
+function paeEntry(cpu: Cpu, addr: number): [number, number] {
+  return [cpu.mem.read(addr, 4), cpu.mem.read(addr + 4, 4)];
+}
+
+/** PAE paging (SDM Vol. 3A, 4.4): PDPTEs come from the registers loaded with CR3. */
+function walkPae(cpu: Cpu, lin: number, access: number): Walk {
+  const write = (access & PFEC_W) !== 0;
+  const nxe = (cpu.msr.efer & EFER_NXE) !== 0;
+  const rsvdHi = PAE_RSVD_HI | (nxe ? 0 : 0x80000000);
+  const pdpte = cpu.pdpte[lin >>> 30];
+  if (!(pdpte % 2)) pageFault(cpu, lin, access, false);
+  const pdBase = (Math.floor(pdpte / 4096) * 4096) % 2 ** MAXPHYADDR; // bits 35:12
+  const pdeAddr = pdBase + ((lin >>> 21) & 0x1ff) * 8;
+  const [pdeLo, pdeHi] = paeEntry(cpu, pdeAddr);
+  let pde = pdeLo;
+  if (!(pde & PTE_P)) pageFault(cpu, lin, access, false);
+  if (pdeHi & rsvdHi) pageFault(cpu, lin, access, true, true);
+  if (pde & PTE_PS) {
+    if (pde & 0x1fe000) pageFault(cpu, lin, access, true, true); // bits 20:13 reserved
+    const nx = nxe && (pdeHi & 0x80000000) !== 0;
+    const rw = (pde & PTE_RW) !== 0;
+    const us = (pde & PTE_US) !== 0;
+    const perm = rights(cpu, lin, access, rw, us, nx, write || (pde & PTE_D) !== 0);
+    pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A);
+    result.frame =
+      (pdeHi & 0xfffff) * TWO32 + ((pde & 0xffe00000) >>> 0) + (lin & 0x1ff000);
+    result.perm = perm | P_LARGE | (pde & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
+    return result;
+  }
+  const ptAddr = (pdeHi & 0xfffff) * TWO32 + ((pde & 0xfffff000) >>> 0);
+  const pteAddr = ptAddr + ((lin >>> 12) & 0x1ff) * 8;
+  const [pteLo, pteHi] = paeEntry(cpu, pteAddr);
+  let pte = pteLo;
+  if (!(pte & PTE_P)) pageFault(cpu, lin, access, false);
+  if (pteHi & rsvdHi) pageFault(cpu, lin, access, true, true);
+  const nx = nxe && ((pdeHi | pteHi) & 0x80000000) !== 0;
+  const rw = (pde & pte & PTE_RW) !== 0;
+  const us = (pde & pte & PTE_US) !== 0;
+  const perm = rights(cpu, lin, access, rw, us, nx, write || (pte & PTE_D) !== 0);
+  touch(cpu, pdeAddr, pde, PTE_A);
+  pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A);
+  result.frame = (pteHi & 0xfffff) * TWO32 + ((pte & 0xfffff000) >>> 0);
+  result.perm = perm | (pte & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
+  return result;
+}
+
+/**
+ * Loads the four PDPTEs from CR3 for PAE paging (SDM Vol. 3A, 4.4.1): on MOV to CR3 and
+ * when paging with PAE is enabled. A reserved bit set in a present PDPTE raises #GP(0).
+ */
+export function loadPdptes(cpu: Cpu): void {
+  const base = (cpu.cr3 & 0xffffffe0) >>> 0;
+  const next = new Float64Array(4);
+  for (let k = 0; k < 4; k++) {
+    const [lo, hi] = paeEntry(cpu, base + k * 8);
+    // Bits 2:1, 8:5 and 63:MAXPHYADDR are reserved in a PDPTE.
+    if (lo & PTE_P && (lo & 0x1e6 || hi & (0xffffffff << (MAXPHYADDR - 32)))) fault(GP, 0);
+    next[k] = (hi & 0xfffff) * TWO32 + (lo >>> 0);
+  }
+  cpu.pdpte.set(next);
+}

@@ -1,0 +1,152 @@
+/**
+ * Model-specific registers: one declarative table (SDM Vol. 4, chapter 2) naming every MSR
+ * this CPU implements, its reset value and which bits software may write. RDMSR or WRMSR
+ * of any other index, or a write that sets a reserved bit, raises #GP(0).
+ */
+import { EFER_LMA, EFER_NXE, GP } from "./arch.js";
+import { fault } from "./fault.js";
+import type { Cpu } from "./cpu.js";
+
+/** A 64-bit MSR value as [low dword, high dword], both uint32. */
+export type Msr64 = [number, number];
+
+interface MsrDef {
+  index: number;
+  name: string;
+  /** Value after RESET. */
+  reset: Msr64;
+  /** Bits WRMSR may set; a write that sets any other bit raises #GP(0). */
+  writable: Msr64;
+  /** Bits written in `writable` but kept from the old value (read-only status bits). */
+  readOnly?: Msr64;
+  /** Computed registers (e.g. the TSC) read and write through the CPU. */
+  read?: (c: Cpu) => Msr64;
+  write?: (c: Cpu, v: Msr64) => void;
+}
+
+export const IA32_TIME_STAMP_COUNTER = 0x10;
+export const IA32_APIC_BASE = 0x1b;
+export const IA32_FEATURE_CONTROL = 0x3a;
+export const IA32_SYSENTER_CS = 0x174;
+export const IA32_SYSENTER_ESP = 0x175;
+export const IA32_SYSENTER_EIP = 0x176;
+export const IA32_EFER = 0xc0000080;
+export const IA32_TSC_AUX = 0xc0000103;
+
+const ALL: Msr64 = [0xffffffff, 0xffffffff];
+const NONE: Msr64 = [0, 0];
+/** Bits of an MTRR physical base/mask or PAT entry that exist with MAXPHYADDR 36. */
+const PHYS36_HI = 0xf;
+
+const TABLE: MsrDef[] = [
+  {
+    index: IA32_TIME_STAMP_COUNTER,
+    name: "IA32_TIME_STAMP_COUNTER",
+    reset: NONE,
+    writable: ALL,
+    read: (c) => c.msr.readTsc(),
+    write: (c, v) => c.msr.writeTsc(v),
+  },
+  { index: 0x17, name: "IA32_PLATFORM_ID", reset: NONE, writable: NONE },
+  // The BSP flag (bit 8) and the global enable (bit 11), base 0xFEE00000 (SDM 11.4.4).
+  {
+    index: IA32_APIC_BASE,
+    name: "IA32_APIC_BASE",
+    reset: [0xfee00900, 0],
+    writable: [0xfffff900, PHYS36_HI],
+    readOnly: [0x100, 0],
+  },
+  // Bit 0 lock, bit 2 VMX outside SMX: VMX arrives with its issue, so only the lock exists.
+  { index: IA32_FEATURE_CONTROL, name: "IA32_FEATURE_CONTROL", reset: NONE, writable: [1, 0] },
+  { index: 0x8b, name: "IA32_BIOS_SIGN_ID", reset: NONE, writable: ALL },
+  // MTRR capability: 8 variable ranges, fixed ranges, write-combining (SDM 12.11.1).
+  { index: 0xfe, name: "IA32_MTRRCAP", reset: [0x508, 0], writable: NONE },
+  { index: IA32_SYSENTER_CS, name: "IA32_SYSENTER_CS", reset: NONE, writable: [0xffff, 0] },
+  { index: IA32_SYSENTER_ESP, name: "IA32_SYSENTER_ESP", reset: NONE, writable: ALL },
+  { index: IA32_SYSENTER_EIP, name: "IA32_SYSENTER_EIP", reset: NONE, writable: ALL },
+  // Fast strings (bit 0) and enhanced SpeedStep-like bits are fixed; keep what BIOSes set.
+  { index: 0x1a0, name: "IA32_MISC_ENABLE", reset: [0x1, 0], writable: [0x1, 0] },
+  ...Array.from({ length: 16 }, (_, k): MsrDef => ({
+    index: 0x200 + k,
+    name: `IA32_MTRR_PHYS${k & 1 ? "MASK" : "BASE"}${k >> 1}`,
+    reset: NONE,
+    writable: k & 1 ? [0xfffff800, PHYS36_HI] : [0xfffff0ff, PHYS36_HI],
+  })),
+  ...[0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f].map(
+    (index): MsrDef => ({ index, name: `IA32_MTRR_FIX_${index.toString(16)}`, reset: NONE, writable: ALL }),
+  ),
+  // PAT: power-up value WB, WT, UC-, UC, WB, WT, UC-, UC (SDM 12.12.4).
+  { index: 0x277, name: "IA32_PAT", reset: [0x00070406, 0x00070406], writable: [0x07070707, 0x07070707] },
+  { index: 0x2ff, name: "IA32_MTRR_DEF_TYPE", reset: NONE, writable: [0xcff, 0] },
+  // EFER: NXE only until long mode and SYSCALL exist; LMA is read-only.
+  {
+    index: IA32_EFER,
+    name: "IA32_EFER",
+    reset: NONE,
+    writable: [EFER_NXE, 0],
+    readOnly: [EFER_LMA, 0],
+    write: (c, v) => {
+      c.msr.efer = v[0];
+      c.flushTlb(true);
+    },
+    read: (c) => [c.msr.efer >>> 0, 0],
+  },
+  { index: IA32_TSC_AUX, name: "IA32_TSC_AUX", reset: NONE, writable: [0xffffffff, 0] },
+];
+
+const BY_INDEX = new Map(TABLE.map((d) => [d.index >>> 0, d]));
+
+/** Name of MSR `index`, for traces. */
+export function msrName(index: number): string {
+  return BY_INDEX.get(index >>> 0)?.name ?? `MSR 0x${(index >>> 0).toString(16)}`;
+}
+
+/** The MSR state of one logical processor. */
+export class MsrFile {
+  private readonly values = new Map<number, Msr64>();
+  efer = 0;
+  /** TSC = retired instructions + offset (virtual time: deterministic). */
+  private tscOffset = 0;
+
+  constructor(private readonly cpu: Cpu) {}
+
+  reset(): void {
+    for (const d of TABLE) this.values.set(d.index >>> 0, [d.reset[0] >>> 0, d.reset[1] >>> 0]);
+    this.efer = 0;
+    this.tscOffset = -this.cpu.instructionsRetired;
+  }
+
+  /** The TSC as a double (exact below 2^53). */
+  tsc(): number {
+    return this.cpu.instructionsRetired + this.tscOffset;
+  }
+  readTsc(): Msr64 {
+    const t = this.tsc();
+    return [t % 0x100000000 >>> 0, Math.floor(t / 0x100000000) >>> 0];
+  }
+  writeTsc(v: Msr64): void {
+    this.tscOffset = v[1] * 0x100000000 + v[0] - this.cpu.instructionsRetired;
+  }
+
+  /** RDMSR (SDM Vol. 2): #GP(0) for an index that does not exist. */
+  read(index: number): Msr64 {
+    const d = BY_INDEX.get(index >>> 0);
+    if (d === undefined) fault(GP, 0);
+    return d.read ? d.read(this.cpu) : (this.values.get(d.index >>> 0) as Msr64);
+  }
+
+  /** WRMSR (SDM Vol. 2): #GP(0) for an unknown index or a reserved bit set. */
+  write(index: number, lo: number, hi: number): void {
+    const d = BY_INDEX.get(index >>> 0);
+    if (d === undefined) fault(GP, 0);
+    const old = this.read(index);
+    const ro = d.readOnly ?? NONE;
+    const wlo = (d.writable[0] | ro[0]) >>> 0;
+    const whi = (d.writable[1] | ro[1]) >>> 0;
+    if ((lo & ~wlo) !== 0 || (hi & ~whi) !== 0) fault(GP, 0);
+    if (index === IA32_FEATURE_CONTROL && old[0] & 1) fault(GP, 0); // locked until reset
+    const v: Msr64 = [((lo & ~ro[0]) | (old[0] & ro[0])) >>> 0, ((hi & ~ro[1]) | (old[1] & ro[1])) >>> 0];
+    if (d.write) d.write(this.cpu, v);
+    else this.values.set(d.index >>> 0, v);
+  }
+}
