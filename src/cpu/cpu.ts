@@ -56,6 +56,7 @@ import {
 } from "./mmu.js";
 import { deliverException, TripleFault } from "./interrupt.js";
 import { MsrFile } from "./msr.js";
+import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
 
 export class Cpu implements Vcpu {
@@ -95,8 +96,8 @@ export class Cpu implements Vcpu {
   readonly io: Bus;
   readonly ram: Uint8Array;
   readonly ramView: DataView;
-  /** The decoded current instruction (reused: no allocation per instruction). */
-  readonly instr = new Instr();
+  /** Decoded instructions by physical address, shared by the machine's vCPUs. */
+  readonly code: CodeCache;
 
   /** Software TLB: linear page number tag, physical page base, permission bits (mmu.ts). */
   readonly tlbTag = new Int32Array(TLB_SIZE).fill(-1);
@@ -120,6 +121,8 @@ export class Cpu implements Vcpu {
     this.ram = host.mem.ram;
     this.ramView = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
     this.msr = new MsrFile(this);
+    this.code = codeCacheFor(host.mem);
+    this.code.watch((page) => this.dropWritePermission(page));
     this.reset();
   }
 
@@ -193,14 +196,48 @@ export class Cpu implements Vcpu {
 
   /** Executes instructions until `end` retired, a stop request, HLT or a fault (thrown). */
   private runBlock(end: number): void {
-    const i = this.instr;
+    const cs = this.segs[CS];
     while (this.instructionsRetired < end && !this.stopRequested && !this.halted) {
       const tf = this.flags.word & TF;
-      decode(this, i);
+      const i = this.fetchDecoded(cs);
       i.entry.exec(this, i);
       this.eip = this.nextEip;
       this.instructionsRetired++;
       if (tf !== 0) this.singleStepTrap();
+    }
+  }
+
+  /**
+   * The decoded instruction at CS:EIP, from the code cache when its bytes were decoded
+   * before in the same code-segment size; otherwise decoded now and cached when it lies
+   * within one RAM page. Sets nextEip.
+   */
+  private fetchDecoded(cs: SegReg): Instr {
+    const eip = this.eip;
+    const lin = (cs.base + eip) | 0;
+    if (lin >>> 12 !== this.fetchPage) this.fetchByte(eip); // translate, check the page
+    if (this.fetchPage === lin >>> 12) {
+      const phys = this.fetchPhys + (lin & 0xfff);
+      const hit = this.code.lookup(phys);
+      if (hit !== undefined && hit.big === cs.big && (eip + hit.len - 1) >>> 0 <= cs.limit) {
+        this.nextEip = cs.big ? (eip + hit.len) >>> 0 : (eip + hit.len) & 0xffff;
+        return hit;
+      }
+      const i = new Instr();
+      decode(this, i);
+      if ((lin & 0xfff) + i.len <= 4096) this.code.insert(phys, i);
+      return i;
+    }
+    const i = new Instr();
+    decode(this, i);
+    return i;
+  }
+
+  /** A page now holds cached code: its writes must take the checked path. */
+  private dropWritePermission(page: number): void {
+    const base = page * 4096;
+    for (let k = 0; k < TLB_SIZE; k++) {
+      if (this.tlbPhys[k] === base) this.tlbPerm[k] &= ~(P_WS | P_WU);
     }
   }
 

@@ -63,8 +63,13 @@ export class Instr {
   disp = 0;
   imm = 0;
   imm2 = 0;
-  /** Length in bytes. */
+  /** Length in bytes (while decoding: bytes fetched so far). */
   len = 0;
+  /** The code-segment size (CS.D) it was decoded for. */
+  big = true;
+  /** Offset of the first byte in CS, and the CS limit, while decoding. */
+  start = 0;
+  csLimit = 0;
 
   /** True when the ModRM byte names memory rather than a register. */
   get isMem(): boolean {
@@ -138,15 +143,12 @@ function buildSlots(defs: readonly OpDef[]): Slot[] {
  */
 export function decode(cpu: Cpu, i: Instr): void {
   const start = cpu.eip;
-  const limit = cpu.segs[CS].limit;
   const big = cpu.segs[CS].big;
-  let pos = start;
-  const next = (): number => {
-    if (pos - start >= 15 || pos >>> 0 > limit) fault(GP, 0);
-    const b = cpu.fetchByte(pos);
-    pos = (pos + 1) >>> 0;
-    return b;
-  };
+  i.start = start;
+  i.big = big;
+  i.len = 0;
+  i.csLimit = cpu.segs[CS].limit;
+  const next = nextByte;
 
   // Legacy prefixes (SDM Vol. 2, 2.1.1), in any order.
   let osize = big ? 32 : 16;
@@ -156,7 +158,7 @@ export function decode(cpu: Cpu, i: Instr): void {
   let lock = false;
   let b: number;
   for (;;) {
-    b = next();
+    b = next(cpu, i);
     switch (b) {
       case 0x26: segOverride = 0; continue; // ES
       case 0x2e: segOverride = 1; continue; // CS
@@ -173,7 +175,7 @@ export function decode(cpu: Cpu, i: Instr): void {
     break;
   }
   let opcode = b;
-  if (b === 0x0f) opcode = 0x100 | next();
+  if (b === 0x0f) opcode = 0x100 | next(cpu, i);
   const slot = SLOTS[opcode];
 
   i.opcode = opcode;
@@ -185,7 +187,7 @@ export function decode(cpu: Cpu, i: Instr): void {
 
   let entry: Entry | undefined;
   if (slot.modrm) {
-    const modrm = next();
+    const modrm = next(cpu, i);
     const mod = modrm >> 6;
     const reg = (modrm >> 3) & 7;
     const rm = modrm & 7;
@@ -202,21 +204,21 @@ export function decode(cpu: Cpu, i: Instr): void {
       if (asize === 32) {
         base = rm;
         if (rm === 4) {
-          const sib = next();
+          const sib = next(cpu, i);
           scale = sib >> 6;
           index = (sib >> 3) & 7;
           if (index === ESP) index = -1;
           base = sib & 7;
           if (base === EBP && mod === 0) {
             base = -1;
-            disp = next() | (next() << 8) | (next() << 16) | (next() << 24);
+            disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
           }
         } else if (rm === 5 && mod === 0) {
           base = -1;
-          disp = next() | (next() << 8) | (next() << 16) | (next() << 24);
+          disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
         }
-        if (mod === 1) disp = (next() << 24) >> 24;
-        else if (mod === 2) disp = next() | (next() << 8) | (next() << 16) | (next() << 24);
+        if (mod === 1) disp = (next(cpu, i) << 24) >> 24;
+        else if (mod === 2) disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
         if (base === ESP || base === EBP) seg = SS;
       } else {
         // 16-bit forms (SDM Vol. 2, Table 2-1).
@@ -224,9 +226,9 @@ export function decode(cpu: Cpu, i: Instr): void {
         index = INDEX16[rm];
         if (mod === 0 && rm === 6) {
           base = -1;
-          disp = next() | (next() << 8);
-        } else if (mod === 1) disp = (next() << 24) >> 24;
-        else if (mod === 2) disp = ((next() | (next() << 8)) << 16) >> 16;
+          disp = next(cpu, i) | (next(cpu, i) << 8);
+        } else if (mod === 1) disp = (next(cpu, i) << 24) >> 24;
+        else if (mod === 2) disp = ((next(cpu, i) | (next(cpu, i) << 8)) << 16) >> 16;
         if (base === EBP) seg = SS;
       }
       i.base = base;
@@ -250,36 +252,43 @@ export function decode(cpu: Cpu, i: Instr): void {
     case Imm.None:
       break;
     case Imm.Byte:
-      i.imm = next();
+      i.imm = next(cpu, i);
       break;
     case Imm.ByteSigned:
-      i.imm = (next() << 24) >> 24;
+      i.imm = (next(cpu, i) << 24) >> 24;
       break;
     case Imm.Word:
-      i.imm = next() | (next() << 8);
+      i.imm = next(cpu, i) | (next(cpu, i) << 8);
       break;
     case Imm.Z:
       i.imm =
-        osize === 16 ? next() | (next() << 8) : next() | (next() << 8) | (next() << 16) | (next() << 24);
+        osize === 16 ? next(cpu, i) | (next(cpu, i) << 8) : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
       break;
     case Imm.FarPtr:
       i.imm =
-        osize === 16 ? next() | (next() << 8) : next() | (next() << 8) | (next() << 16) | (next() << 24);
-      i.imm2 = next() | (next() << 8);
+        osize === 16 ? next(cpu, i) | (next(cpu, i) << 8) : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+      i.imm2 = next(cpu, i) | (next(cpu, i) << 8);
       break;
     case Imm.Moffs:
       i.disp =
-        asize === 16 ? next() | (next() << 8) : next() | (next() << 8) | (next() << 16) | (next() << 24);
+        asize === 16 ? next(cpu, i) | (next(cpu, i) << 8) : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
       i.base = i.index = -1;
       i.scale = 0;
       break;
     case Imm.WordByte:
-      i.imm = next() | (next() << 8);
-      i.imm2 = next();
+      i.imm = next(cpu, i) | (next(cpu, i) << 8);
+      i.imm2 = next(cpu, i);
       break;
   }
-  i.len = (pos - start) >>> 0;
-  cpu.nextEip = osizeWrap(cpu, pos);
+  cpu.nextEip = osizeWrap(cpu, start + i.len);
+}
+
+/** Fetches the next instruction byte, enforcing the CS limit and the 15-byte limit. */
+function nextByte(cpu: Cpu, i: Instr): number {
+  const off = (i.start + i.len) >>> 0;
+  if (i.len >= 15 || off > i.csLimit) fault(GP, 0);
+  i.len++;
+  return cpu.fetchByte(off);
 }
 
 /** Outside 32-bit code segments, EIP wraps at 64 KiB. */

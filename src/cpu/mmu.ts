@@ -74,7 +74,11 @@ export function translate(cpu: Cpu, lin: number, access: number): number {
     phys = w.frame;
     perm = w.perm;
   }
-  if (phys < TWO32 && cpu.mem.pageKind[phys / 4096] === PageKind.Ram) perm |= P_RAM;
+  if (phys < TWO32 && cpu.mem.pageKind[phys / 4096] === PageKind.Ram) {
+    perm |= P_RAM;
+    // Pages holding cached code are written only through the checked path (code-cache.ts).
+    if (cpu.mem.watched[phys / 4096]) perm &= ~(P_WS | P_WU);
+  }
   const i = page & (TLB_SIZE - 1);
   cpu.tlbTag[i] = page;
   cpu.tlbPhys[i] = phys;

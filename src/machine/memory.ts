@@ -24,6 +24,13 @@ export class PhysicalMemory {
   /** One byte per 4 KiB page of the 32-bit physical space. */
   readonly pageKind = new Uint8Array(1 << (32 - PAGE_SHIFT));
   private readonly view: DataView;
+  /**
+   * Pages whose writes must be reported (one byte per RAM page): the CPU's decoded-
+   * instruction cache watches the pages it has cached code from, so self-modifying code
+   * and code loaded over old code are seen. Fast CPU write paths never cover such pages.
+   */
+  readonly watched: Uint8Array;
+  onWatchedWrite: ((page: number) => void) | null = null;
 
   constructor(readonly ramSize: number) {
     if (ramSize % PAGE_SIZE !== 0 || ramSize <= 0 || ramSize > MAX_RAM_BYTES) {
@@ -31,6 +38,7 @@ export class PhysicalMemory {
     }
     this.ram = new Uint8Array(ramSize);
     this.view = new DataView(this.ram.buffer);
+    this.watched = new Uint8Array(ramSize >>> PAGE_SHIFT);
     this.pageKind.fill(PageKind.Ram, 0, ramSize >>> PAGE_SHIFT);
   }
 
@@ -73,6 +81,7 @@ export class PhysicalMemory {
     if ((addr & (PAGE_SIZE - 1)) + size > PAGE_SIZE) return this.writeSplit(addr, size, value);
     const kind = addr < 0x100000000 ? this.pageKind[addr >>> PAGE_SHIFT] : PageKind.Unassigned;
     if (kind === PageKind.Ram) {
+      if (this.watched[addr >>> PAGE_SHIFT]) this.onWatchedWrite?.(addr >>> PAGE_SHIFT);
       if (size === 1) this.ram[addr] = value;
       else if (size === 2) this.view.setUint16(addr, value, true);
       else this.view.setUint32(addr, value, true);
@@ -99,5 +108,8 @@ export class PhysicalMemory {
       );
     }
     this.ram.set(bytes, addr);
+    for (let p = addr >>> PAGE_SHIFT; p <= (addr + bytes.length - 1) >>> PAGE_SHIFT; p++) {
+      if (this.watched[p]) this.onWatchedWrite?.(p);
+    }
   }
 }
