@@ -174,8 +174,7 @@ export function shld(f: Flags, a: number, b: number, count: number, bits: number
   if (count > bits) return a; // undefined result: leave the destination unchanged
   const ua = a & MASK[bits];
   const ub = b & MASK[bits];
-  const res =
-    count === bits ? ub : ((ua << count) | (ub >>> (bits - count))) & MASK[bits];
+  const res = count === bits ? ub : ((ua << count) | (ub >>> (bits - count))) & MASK[bits];
   const cf = (ua >>> (bits - count)) & 1;
   f.setCO(res, cf, ((res ^ ua) >>> (bits - 1)) & 1, bits);
   return res;
@@ -186,8 +185,7 @@ export function shrd(f: Flags, a: number, b: number, count: number, bits: number
   if (count > bits) return a;
   const ua = a & MASK[bits];
   const ub = b & MASK[bits];
-  const res =
-    count === bits ? ub : ((ua >>> count) | (ub << (bits - count))) & MASK[bits];
+  const res = count === bits ? ub : ((ua >>> count) | (ub << (bits - count))) & MASK[bits];
   const cf = (ua >>> (count - 1)) & 1;
   f.setCO(res, cf, ((res ^ ua) >>> (bits - 1)) & 1, bits);
   return res;

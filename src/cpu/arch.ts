@@ -90,8 +90,28 @@ export const AC_VEC = 17; // alignment check
 export const MC = 18; // machine check
 export const XM = 19; // SIMD floating-point
 export const EXCEPTION_NAMES = [
-  "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP",
-  "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+  "#DE",
+  "#DB",
+  "NMI",
+  "#BP",
+  "#OF",
+  "#BR",
+  "#UD",
+  "#NM",
+  "#DF",
+  "#CSO",
+  "#TS",
+  "#NP",
+  "#SS",
+  "#GP",
+  "#PF",
+  "#15",
+  "#MF",
+  "#AC",
+  "#MC",
+  "#XM",
+  "#VE",
+  "#CP",
 ];
 /** Exceptions that push an error code (SDM Vol. 3A, Table 6-1). */
 export const HAS_ERROR_CODE = (v: number): boolean =>

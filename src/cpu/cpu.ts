@@ -378,7 +378,8 @@ export class Cpu implements Vcpu {
     if ((lin & 0xfff) > 4096 - size) {
       // Crosses a page boundary: each byte through its own translation.
       let v = 0;
-      for (let k = 0; k < size; k++) v |= this.mem.read(translate(this, lin + k, user), 1) << (8 * k);
+      for (let k = 0; k < size; k++)
+        v |= this.mem.read(translate(this, lin + k, user), 1) << (8 * k);
       return size === 4 ? v | 0 : v;
     }
     const p = translate(this, lin, user);
@@ -451,8 +452,12 @@ export class Cpu implements Vcpu {
           `limit=${h(g.limit)} ar=${h(g.ar, 5)}`,
       );
     }
-    lines.push(`LDTR=${h(this.ldtr.selector, 4)} TR=${h(this.tr.selector, 4)} base=${h(this.tr.base)}`);
-    lines.push(`GDT=${h(this.gdtrBase)}/${h(this.gdtrLimit, 4)} IDT=${h(this.idtrBase)}/${h(this.idtrLimit, 4)}`);
+    lines.push(
+      `LDTR=${h(this.ldtr.selector, 4)} TR=${h(this.tr.selector, 4)} base=${h(this.tr.base)}`,
+    );
+    lines.push(
+      `GDT=${h(this.gdtrBase)}/${h(this.gdtrLimit, 4)} IDT=${h(this.idtrBase)}/${h(this.idtrLimit, 4)}`,
+    );
     lines.push(`CR0=${h(this.cr0)} CR2=${h(this.cr2)} CR3=${h(this.cr3)} CR4=${h(this.cr4)}`);
     lines.push(`EFER=${h(this.msr.efer)} DR6=${h(this.dr[6])} DR7=${h(this.dr[7])}`);
     try {
@@ -468,4 +473,3 @@ export class Cpu implements Vcpu {
     return fault(GP, 0);
   }
 }
-

@@ -30,7 +30,13 @@ const MAX_BASIC = 0x7;
 const MAX_EXTENDED = 0x80000008;
 
 function ascii4(s: string): number {
-  return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
+  return (
+    (s.charCodeAt(0) |
+      (s.charCodeAt(1) << 8) |
+      (s.charCodeAt(2) << 16) |
+      (s.charCodeAt(3) << 24)) >>>
+    0
+  );
 }
 function str(s: string, n: number): number[] {
   const p = s.padEnd(n * 4, "\0");
@@ -46,8 +52,18 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
     // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
     ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
     0,
-    FEAT_DE | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_PAE | FEAT_CX8 | FEAT_SEP | FEAT_MTRR |
-      FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36,
+    FEAT_DE |
+      FEAT_PSE |
+      FEAT_TSC |
+      FEAT_MSR |
+      FEAT_PAE |
+      FEAT_CX8 |
+      FEAT_SEP |
+      FEAT_MTRR |
+      FEAT_PGE |
+      FEAT_CMOV |
+      FEAT_PAT |
+      FEAT_PSE36,
   ],
   // Leaf 2: one iteration, no cache descriptors.
   0x2: () => [1, 0, 0, 0],

@@ -129,7 +129,9 @@ function buildSlots(defs: readonly OpDef[]): Slot[] {
       if (d.mod3 !== undefined && d.mod3 !== mod3) continue;
       if (d.rm !== undefined && d.rm !== rm) continue;
       if (slot.forms[f]) {
-        throw new Error(`opcode table: ${d.m} overlaps ${slot.forms[f]!.m} at ${d.op.toString(16)}`);
+        throw new Error(
+          `opcode table: ${d.m} overlaps ${slot.forms[f]!.m} at ${d.op.toString(16)}`,
+        );
       }
       slot.forms[f] = e;
     }
@@ -160,17 +162,39 @@ export function decode(cpu: Cpu, i: Instr): void {
   for (;;) {
     b = next(cpu, i);
     switch (b) {
-      case 0x26: segOverride = 0; continue; // ES
-      case 0x2e: segOverride = 1; continue; // CS
-      case 0x36: segOverride = 2; continue; // SS
-      case 0x3e: segOverride = 3; continue; // DS
-      case 0x64: segOverride = 4; continue; // FS
-      case 0x65: segOverride = 5; continue; // GS
-      case 0x66: osize = big ? 16 : 32; continue;
-      case 0x67: asize = big ? 16 : 32; continue;
-      case 0xf0: lock = true; continue;
-      case 0xf2: rep = 0xf2; continue;
-      case 0xf3: rep = 0xf3; continue;
+      case 0x26:
+        segOverride = 0;
+        continue; // ES
+      case 0x2e:
+        segOverride = 1;
+        continue; // CS
+      case 0x36:
+        segOverride = 2;
+        continue; // SS
+      case 0x3e:
+        segOverride = 3;
+        continue; // DS
+      case 0x64:
+        segOverride = 4;
+        continue; // FS
+      case 0x65:
+        segOverride = 5;
+        continue; // GS
+      case 0x66:
+        osize = big ? 16 : 32;
+        continue;
+      case 0x67:
+        asize = big ? 16 : 32;
+        continue;
+      case 0xf0:
+        lock = true;
+        continue;
+      case 0xf2:
+        rep = 0xf2;
+        continue;
+      case 0xf3:
+        rep = 0xf3;
+        continue;
     }
     break;
   }
@@ -218,7 +242,8 @@ export function decode(cpu: Cpu, i: Instr): void {
           disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
         }
         if (mod === 1) disp = (next(cpu, i) << 24) >> 24;
-        else if (mod === 2) disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+        else if (mod === 2)
+          disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
         if (base === ESP || base === EBP) seg = SS;
       } else {
         // 16-bit forms (SDM Vol. 2, Table 2-1).
@@ -262,16 +287,22 @@ export function decode(cpu: Cpu, i: Instr): void {
       break;
     case Imm.Z:
       i.imm =
-        osize === 16 ? next(cpu, i) | (next(cpu, i) << 8) : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+        osize === 16
+          ? next(cpu, i) | (next(cpu, i) << 8)
+          : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
       break;
     case Imm.FarPtr:
       i.imm =
-        osize === 16 ? next(cpu, i) | (next(cpu, i) << 8) : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+        osize === 16
+          ? next(cpu, i) | (next(cpu, i) << 8)
+          : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
       i.imm2 = next(cpu, i) | (next(cpu, i) << 8);
       break;
     case Imm.Moffs:
       i.disp =
-        asize === 16 ? next(cpu, i) | (next(cpu, i) << 8) : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+        asize === 16
+          ? next(cpu, i) | (next(cpu, i) << 8)
+          : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
       i.base = i.index = -1;
       i.scale = 0;
       break;

@@ -36,8 +36,7 @@ function memOperand(i: Instr, bits: number): string {
 /** Formats one operand given in SDM notation. */
 function operand(spec: string, i: Instr, next: number): string {
   const v = i.osize;
-  const widthOf = (t: string): number =>
-    ({ b: 8, w: 16, d: 32, v, z: v, q: 64 })[t] ?? v;
+  const widthOf = (t: string): number => ({ b: 8, w: 16, d: 32, v, z: v, q: 64 })[t] ?? v;
   const k = spec[0];
   const t = spec.slice(1);
   switch (k) {

@@ -120,14 +120,30 @@ export class Flags {
   cond(cc: number): boolean {
     let r: boolean;
     switch (cc >> 1) {
-      case 0: r = this.of(); break; // O
-      case 1: r = this.cf(); break; // B/C/NAE
-      case 2: r = this.zf(); break; // E/Z
-      case 3: r = this.cf() || this.zf(); break; // BE/NA
-      case 4: r = this.sf(); break; // S
-      case 5: r = this.pf(); break; // P/PE
-      case 6: r = this.sf() !== this.of(); break; // L/NGE
-      default: r = this.zf() || this.sf() !== this.of(); break; // LE/NG
+      case 0:
+        r = this.of();
+        break; // O
+      case 1:
+        r = this.cf();
+        break; // B/C/NAE
+      case 2:
+        r = this.zf();
+        break; // E/Z
+      case 3:
+        r = this.cf() || this.zf();
+        break; // BE/NA
+      case 4:
+        r = this.sf();
+        break; // S
+      case 5:
+        r = this.pf();
+        break; // P/PE
+      case 6:
+        r = this.sf() !== this.of();
+        break; // L/NGE
+      default:
+        r = this.zf() || this.sf() !== this.of();
+        break; // LE/NG
     }
     return (cc & 1) === 0 ? r : !r;
   }

@@ -138,7 +138,10 @@ export function deliverEvent(
     fault(GP, idtErr);
   }
   // INT n, INT3 and INTO check the gate's DPL; INT1 and hardware events do not (6.12.1.1).
-  if ((type === EventType.SoftwareInterrupt || type === EventType.SoftwareException) && gateDpl < c.cpl) {
+  if (
+    (type === EventType.SoftwareInterrupt || type === EventType.SoftwareException) &&
+    gateDpl < c.cpl
+  ) {
     fault(GP, vector * 8 + 2);
   }
   if (!(hi & (1 << 15))) fault(NP, idtErr);
@@ -276,7 +279,9 @@ function saveStackState(c: Cpu): StackState {
   return {
     esp: c.regs[ESP],
     cpl: c.cpl,
-    segs: c.segs.map((g) => [g.selector, g.base, g.limit, g.ar] as [number, number, number, number]),
+    segs: c.segs.map(
+      (g) => [g.selector, g.base, g.limit, g.ar] as [number, number, number, number],
+    ),
   };
 }
 
@@ -286,4 +291,3 @@ function restoreStackState(c: Cpu, st: StackState): void {
   c.cpl = st.cpl;
   c.modeChanged();
 }
-

@@ -203,8 +203,7 @@ function walkPae(cpu: Cpu, lin: number, access: number): Walk {
     const us = (pde & PTE_US) !== 0;
     const perm = rights(cpu, lin, access, rw, us, nx, write || (pde & PTE_D) !== 0);
     pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A);
-    result.frame =
-      (pdeHi & 0xfffff) * TWO32 + ((pde & 0xffe00000) >>> 0) + (lin & 0x1ff000);
+    result.frame = (pdeHi & 0xfffff) * TWO32 + ((pde & 0xffe00000) >>> 0) + (lin & 0x1ff000);
     result.perm = perm | P_LARGE | (pde & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
     return result;
   }

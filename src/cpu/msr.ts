@@ -73,10 +73,20 @@ const TABLE: MsrDef[] = [
     writable: k & 1 ? [0xfffff800, PHYS36_HI] : [0xfffff0ff, PHYS36_HI],
   })),
   ...[0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f].map(
-    (index): MsrDef => ({ index, name: `IA32_MTRR_FIX_${index.toString(16)}`, reset: NONE, writable: ALL }),
+    (index): MsrDef => ({
+      index,
+      name: `IA32_MTRR_FIX_${index.toString(16)}`,
+      reset: NONE,
+      writable: ALL,
+    }),
   ),
   // PAT: power-up value WB, WT, UC-, UC, WB, WT, UC-, UC (SDM 12.12.4).
-  { index: 0x277, name: "IA32_PAT", reset: [0x00070406, 0x00070406], writable: [0x07070707, 0x07070707] },
+  {
+    index: 0x277,
+    name: "IA32_PAT",
+    reset: [0x00070406, 0x00070406],
+    writable: [0x07070707, 0x07070707],
+  },
   { index: 0x2ff, name: "IA32_MTRR_DEF_TYPE", reset: NONE, writable: [0xcff, 0] },
   // EFER: NXE only until long mode and SYSCALL exist; LMA is read-only.
   {
@@ -122,7 +132,7 @@ export class MsrFile {
   }
   readTsc(): Msr64 {
     const t = this.tsc();
-    return [t % 0x100000000 >>> 0, Math.floor(t / 0x100000000) >>> 0];
+    return [(t % 0x100000000) >>> 0, Math.floor(t / 0x100000000) >>> 0];
   }
   writeTsc(v: Msr64): void {
     this.tscOffset = v[1] * 0x100000000 + v[0] - this.cpu.instructionsRetired;
@@ -145,7 +155,10 @@ export class MsrFile {
     const whi = (d.writable[1] | ro[1]) >>> 0;
     if ((lo & ~wlo) !== 0 || (hi & ~whi) !== 0) fault(GP, 0);
     if (index === IA32_FEATURE_CONTROL && old[0] & 1) fault(GP, 0); // locked until reset
-    const v: Msr64 = [((lo & ~ro[0]) | (old[0] & ro[0])) >>> 0, ((hi & ~ro[1]) | (old[1] & ro[1])) >>> 0];
+    const v: Msr64 = [
+      ((lo & ~ro[0]) | (old[0] & ro[0])) >>> 0,
+      ((hi & ~ro[1]) | (old[1] & ro[1])) >>> 0,
+    ];
     if (d.write) d.write(this.cpu, v);
     else this.values.set(d.index >>> 0, v);
   }

@@ -16,6 +16,7 @@ import * as D from "./exec/data.js";
 import * as IO from "./exec/io.js";
 import * as Sy from "./exec/system.js";
 import { Str, stringOp } from "./exec/string.js";
+import { ExitReason } from "./vmx/exit-reasons.js";
 
 export type Handler = (cpu: Cpu, i: Instr) => void;
 
@@ -35,6 +36,11 @@ export interface OpDef {
   exec: Handler;
   /** The LOCK prefix is allowed (with a memory destination). */
   lock?: boolean;
+  /**
+   * The VM exit this instruction can cause in VMX non-root operation, unconditionally or
+   * under a VM-execution control (SDM Vol. 3C, 26.1 and 26.2).
+   */
+  exit?: ExitReason;
 }
 
 const ALU_NAMES = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
@@ -101,6 +107,11 @@ function group3(): OpDef[] {
   });
 }
 
+/** INS and OUTS are I/O instructions for VMX; the other string operations never exit. */
+function ioExit(kind: Str): ExitReason | undefined {
+  return kind === Str.Ins || kind === Str.Outs ? ExitReason.IoInstruction : undefined;
+}
+
 /** The string instructions and their byte/word pairs. */
 function strings(): OpDef[] {
   const rows: [number, string, Str, string][] = [
@@ -113,8 +124,14 @@ function strings(): OpDef[] {
     [0x6e, "outs", Str.Outs, "DX,Xb"],
   ];
   return rows.flatMap(([op, m, kind, o]) => [
-    { op, m: `${m}b`, o, exec: stringOp(kind, true) },
-    { op: op + 1, m: `${m}v`, o: o.replace(/b/g, "v").replace("AL", "eAX"), exec: stringOp(kind, false) },
+    { op, m: `${m}b`, o, exec: stringOp(kind, true), exit: ioExit(kind) },
+    {
+      op: op + 1,
+      m: `${m}v`,
+      o: o.replace(/b/g, "v").replace("AL", "eAX"),
+      exec: stringOp(kind, false),
+      exit: ioExit(kind),
+    },
   ]);
 }
 
@@ -199,20 +216,32 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0xe1, m: "loope", o: "Jb", exec: C.loop },
   { op: 0xe2, m: "loop", o: "Jb", exec: C.loop },
   { op: 0xe3, m: "jecxz", o: "Jb", exec: C.loop },
-  { op: 0xe4, m: "in", o: "AL,Ib", exec: IO.inPort(true, false) },
-  { op: 0xe5, m: "in", o: "eAX,Ib", exec: IO.inPort(false, false) },
-  { op: 0xe6, m: "out", o: "Ib,AL", exec: IO.outPort(true, false) },
-  { op: 0xe7, m: "out", o: "Ib,eAX", exec: IO.outPort(false, false) },
+  { op: 0xe4, m: "in", o: "AL,Ib", exec: IO.inPort(true, false), exit: ExitReason.IoInstruction },
+  { op: 0xe5, m: "in", o: "eAX,Ib", exec: IO.inPort(false, false), exit: ExitReason.IoInstruction },
+  { op: 0xe6, m: "out", o: "Ib,AL", exec: IO.outPort(true, false), exit: ExitReason.IoInstruction },
+  {
+    op: 0xe7,
+    m: "out",
+    o: "Ib,eAX",
+    exec: IO.outPort(false, false),
+    exit: ExitReason.IoInstruction,
+  },
   { op: 0xe8, m: "call", o: "Jz", exec: C.callRel },
   { op: 0xe9, m: "jmp", o: "Jz", exec: C.jmpRel },
   { op: 0xea, m: "jmp", o: "Ap", exec: C.jmpFarImm },
   { op: 0xeb, m: "jmp", o: "Jb", exec: C.jmpRel8 },
-  { op: 0xec, m: "in", o: "AL,DX", exec: IO.inPort(true, true) },
-  { op: 0xed, m: "in", o: "eAX,DX", exec: IO.inPort(false, true) },
-  { op: 0xee, m: "out", o: "DX,AL", exec: IO.outPort(true, true) },
-  { op: 0xef, m: "out", o: "DX,eAX", exec: IO.outPort(false, true) },
+  { op: 0xec, m: "in", o: "AL,DX", exec: IO.inPort(true, true), exit: ExitReason.IoInstruction },
+  { op: 0xed, m: "in", o: "eAX,DX", exec: IO.inPort(false, true), exit: ExitReason.IoInstruction },
+  { op: 0xee, m: "out", o: "DX,AL", exec: IO.outPort(true, true), exit: ExitReason.IoInstruction },
+  {
+    op: 0xef,
+    m: "out",
+    o: "DX,eAX",
+    exec: IO.outPort(false, true),
+    exit: ExitReason.IoInstruction,
+  },
   { op: 0xf1, m: "int1", o: "", exec: C.int1 },
-  { op: 0xf4, m: "hlt", o: "", exec: Sy.hlt },
+  { op: 0xf4, m: "hlt", o: "", exec: Sy.hlt, exit: ExitReason.Hlt },
   { op: 0xf5, m: "cmc", o: "", exec: Sy.cmc },
   ...group3(),
   { op: 0xf8, m: "clc", o: "", exec: Sy.clc },
@@ -232,25 +261,74 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0xff, reg: 6, m: "push", o: "Ev", exec: D.pushE },
 
   // ---- two-byte map (SDM Table A-3) ----
-  { op: 0x0f00, reg: 0, m: "sldt", o: "Ew", exec: Sy.sldt },
-  { op: 0x0f00, reg: 1, m: "str", o: "Ew", exec: Sy.str },
-  { op: 0x0f00, reg: 2, m: "lldt", o: "Ew", exec: Sy.lldt },
-  { op: 0x0f00, reg: 3, m: "ltr", o: "Ew", exec: Sy.ltr },
+  { op: 0x0f00, reg: 0, m: "sldt", o: "Ew", exec: Sy.sldt, exit: ExitReason.LdtrTrAccess },
+  { op: 0x0f00, reg: 1, m: "str", o: "Ew", exec: Sy.str, exit: ExitReason.LdtrTrAccess },
+  { op: 0x0f00, reg: 2, m: "lldt", o: "Ew", exec: Sy.lldt, exit: ExitReason.LdtrTrAccess },
+  { op: 0x0f00, reg: 3, m: "ltr", o: "Ew", exec: Sy.ltr, exit: ExitReason.LdtrTrAccess },
   { op: 0x0f00, reg: 4, m: "verr", o: "Ew", exec: Sy.verrVerw(false) },
   { op: 0x0f00, reg: 5, m: "verw", o: "Ew", exec: Sy.verrVerw(true) },
-  { op: 0x0f01, reg: 0, mod3: false, m: "sgdt", o: "Ms", exec: Sy.sgdtSidt(false) },
-  { op: 0x0f01, reg: 1, mod3: false, m: "sidt", o: "Ms", exec: Sy.sgdtSidt(true) },
-  { op: 0x0f01, reg: 2, mod3: false, m: "lgdt", o: "Ms", exec: Sy.lgdtLidt(false) },
-  { op: 0x0f01, reg: 3, mod3: false, m: "lidt", o: "Ms", exec: Sy.lgdtLidt(true) },
+  {
+    op: 0x0f01,
+    reg: 0,
+    mod3: false,
+    m: "sgdt",
+    o: "Ms",
+    exec: Sy.sgdtSidt(false),
+    exit: ExitReason.GdtrIdtrAccess,
+  },
+  {
+    op: 0x0f01,
+    reg: 1,
+    mod3: false,
+    m: "sidt",
+    o: "Ms",
+    exec: Sy.sgdtSidt(true),
+    exit: ExitReason.GdtrIdtrAccess,
+  },
+  {
+    op: 0x0f01,
+    reg: 2,
+    mod3: false,
+    m: "lgdt",
+    o: "Ms",
+    exec: Sy.lgdtLidt(false),
+    exit: ExitReason.GdtrIdtrAccess,
+  },
+  {
+    op: 0x0f01,
+    reg: 3,
+    mod3: false,
+    m: "lidt",
+    o: "Ms",
+    exec: Sy.lgdtLidt(true),
+    exit: ExitReason.GdtrIdtrAccess,
+  },
   { op: 0x0f01, reg: 4, m: "smsw", o: "Ew", exec: Sy.smsw },
-  { op: 0x0f01, reg: 6, m: "lmsw", o: "Ew", exec: Sy.lmsw },
-  { op: 0x0f01, reg: 7, mod3: false, m: "invlpg", o: "M", exec: Sy.invlpg },
-  { op: 0x0f01, reg: 7, mod3: true, rm: 1, m: "rdtscp", o: "", exec: Sy.rdtscp },
+  { op: 0x0f01, reg: 6, m: "lmsw", o: "Ew", exec: Sy.lmsw, exit: ExitReason.CrAccess },
+  {
+    op: 0x0f01,
+    reg: 7,
+    mod3: false,
+    m: "invlpg",
+    o: "M",
+    exec: Sy.invlpg,
+    exit: ExitReason.Invlpg,
+  },
+  {
+    op: 0x0f01,
+    reg: 7,
+    mod3: true,
+    rm: 1,
+    m: "rdtscp",
+    o: "",
+    exec: Sy.rdtscp,
+    exit: ExitReason.Rdtscp,
+  },
   { op: 0x0f02, m: "lar", o: "Gv,Ew", exec: Sy.larLsl(false) },
   { op: 0x0f03, m: "lsl", o: "Gv,Ew", exec: Sy.larLsl(true) },
-  { op: 0x0f06, m: "clts", o: "", exec: Sy.clts },
-  { op: 0x0f08, m: "invd", o: "", exec: Sy.wbinvd },
-  { op: 0x0f09, m: "wbinvd", o: "", exec: Sy.wbinvd },
+  { op: 0x0f06, m: "clts", o: "", exec: Sy.clts, exit: ExitReason.CrAccess },
+  { op: 0x0f08, m: "invd", o: "", exec: Sy.wbinvd, exit: ExitReason.Invd },
+  { op: 0x0f09, m: "wbinvd", o: "", exec: Sy.wbinvd, exit: ExitReason.Wbinvd },
   { op: 0x0f0b, m: "ud2", o: "", exec: Sy.ud },
   { op: 0x0f0d, m: "nop", o: "Ev", exec: D.nop }, // prefetch hints
   ...[0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f].map((b) => ({
@@ -259,14 +337,14 @@ export const OPCODES: readonly OpDef[] = [
     o: "Ev",
     exec: D.nop,
   })),
-  { op: 0x0f20, m: "mov", o: "Rd,Cd", exec: Sy.movCr(false) },
-  { op: 0x0f21, m: "mov", o: "Rd,Dd", exec: Sy.movDr(false) },
-  { op: 0x0f22, m: "mov", o: "Cd,Rd", exec: Sy.movCr(true) },
-  { op: 0x0f23, m: "mov", o: "Dd,Rd", exec: Sy.movDr(true) },
-  { op: 0x0f30, m: "wrmsr", o: "", exec: Sy.wrmsr },
-  { op: 0x0f31, m: "rdtsc", o: "", exec: Sy.rdtsc },
-  { op: 0x0f32, m: "rdmsr", o: "", exec: Sy.rdmsr },
-  { op: 0x0f33, m: "rdpmc", o: "", exec: Sy.rdpmc },
+  { op: 0x0f20, m: "mov", o: "Rd,Cd", exec: Sy.movCr(false), exit: ExitReason.CrAccess },
+  { op: 0x0f21, m: "mov", o: "Rd,Dd", exec: Sy.movDr(false), exit: ExitReason.DrAccess },
+  { op: 0x0f22, m: "mov", o: "Cd,Rd", exec: Sy.movCr(true), exit: ExitReason.CrAccess },
+  { op: 0x0f23, m: "mov", o: "Dd,Rd", exec: Sy.movDr(true), exit: ExitReason.DrAccess },
+  { op: 0x0f30, m: "wrmsr", o: "", exec: Sy.wrmsr, exit: ExitReason.Wrmsr },
+  { op: 0x0f31, m: "rdtsc", o: "", exec: Sy.rdtsc, exit: ExitReason.Rdtsc },
+  { op: 0x0f32, m: "rdmsr", o: "", exec: Sy.rdmsr, exit: ExitReason.Rdmsr },
+  { op: 0x0f33, m: "rdpmc", o: "", exec: Sy.rdpmc, exit: ExitReason.Rdpmc },
   { op: 0x0f34, m: "sysenter", o: "", exec: Sy.sysenter },
   { op: 0x0f35, m: "sysexit", o: "", exec: Sy.sysexit },
   ...CC.map((cc, k) => ({ op: 0x0f40 + k, m: `cmov${cc}`, o: "Gv,Ev", exec: A.cmovcc })),
@@ -274,7 +352,7 @@ export const OPCODES: readonly OpDef[] = [
   ...CC.map((cc, k) => ({ op: 0x0f90 + k, m: `set${cc}`, o: "Eb", exec: A.setcc })),
   { op: 0x0fa0, m: "push", o: "FS", exec: D.pushSeg(FS) },
   { op: 0x0fa1, m: "pop", o: "FS", exec: D.popSeg(FS) },
-  { op: 0x0fa2, m: "cpuid", o: "", exec: Sy.cpuidOp },
+  { op: 0x0fa2, m: "cpuid", o: "", exec: Sy.cpuidOp, exit: ExitReason.Cpuid },
   { op: 0x0fa3, m: "bt", o: "Ev,Gv", exec: A.bitEG(BitOp.Test) },
   { op: 0x0fa4, m: "shld", o: "Ev,Gv,Ib", exec: A.shiftDouble(false, Count.Imm) },
   { op: 0x0fa5, m: "shld", o: "Ev,Gv,CL", exec: A.shiftDouble(false, Count.Cl) },

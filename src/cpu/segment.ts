@@ -87,7 +87,13 @@ export function loadDataSeg(c: Cpu, seg: number, sel: number): void {
   sel &= 0xffff;
   const s = c.segs[seg];
   if (!c.protectedMode || c.v86) {
-    if (c.v86) s.set(sel, sel << 4, 0xffff, AR_P | AR_S | AR_TYPE_RW | AR_TYPE_ACCESSED | (3 << AR_DPL_SHIFT));
+    if (c.v86)
+      s.set(
+        sel,
+        sel << 4,
+        0xffff,
+        AR_P | AR_S | AR_TYPE_RW | AR_TYPE_ACCESSED | (3 << AR_DPL_SHIFT),
+      );
     else s.setReal(sel);
     return;
   }

@@ -5,7 +5,6 @@
 import {
   AR_DB,
   AR_DPL_SHIFT,
-
   AR_P,
   AR_S,
   AR_TYPE_CODE,
@@ -68,4 +67,3 @@ export function descriptorLimit(lo: number, hi: number): number {
 export function descriptorAr(hi: number): number {
   return ((hi >>> 8) & 0xff) | ((hi >>> 8) & 0xf000);
 }
-

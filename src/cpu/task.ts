@@ -102,7 +102,7 @@ export function taskSwitch(c: Cpu, sel: number, reason: TaskSwitchReason, return
   }
 
   // Load the new task: from here on faults belong to the new task (9.3, step 13).
-  c.tr.set(sel, newBase, newLimit, descriptorAr(hi) | BUSY_BIT >> 8);
+  c.tr.set(sel, newBase, newLimit, descriptorAr(hi) | (BUSY_BIT >> 8));
   c.cr0 |= CR0_TS;
   if (c.cr0 & CR0_PG) {
     c.cr3 = newCr3;
@@ -118,7 +118,12 @@ export function taskSwitch(c: Cpu, sel: number, reason: TaskSwitchReason, return
 
   if (newFlags & VM) {
     for (let k = 0; k < 6; k++) {
-      c.segs[k].set(newSegs[k], newSegs[k] << 4, 0xffff, AR_P | AR_S | AR_TYPE_RW | 3 << AR_DPL_SHIFT);
+      c.segs[k].set(
+        newSegs[k],
+        newSegs[k] << 4,
+        0xffff,
+        AR_P | AR_S | AR_TYPE_RW | (3 << AR_DPL_SHIFT),
+      );
     }
     c.segs[CS].ar |= AR_TYPE_CODE;
     c.cpl = 3;

@@ -229,7 +229,8 @@ export const idivE =
       c.regs[EDX] = neg ? -r : r;
       return;
     }
-    const n = bits === 8 ? sext(getReg(c, EAX, 16), 16) : (getReg(c, EDX, 16) << 16) | getReg(c, EAX, 16);
+    const n =
+      bits === 8 ? sext(getReg(c, EAX, 16), 16) : (getReg(c, EDX, 16) << 16) | getReg(c, EAX, 16);
     const q = Math.trunc(n / d);
     const lim = 1 << (bits - 1);
     if (q >= lim || q < -lim) fault(DE);
@@ -404,7 +405,7 @@ export const bswap: Handler = (c, i) => {
   const r = i.opcode & 7;
   const v = c.regs[r];
   if (i.osize === 16) setReg(c, r, 16, 0);
-  else c.regs[r] = ((v >>> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24)) | 0;
+  else c.regs[r] = (v >>> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24) | 0;
 };
 
 // ---- BCD adjustments (SDM Vol. 2, DAA/DAS/AAA/AAS/AAM/AAD) ----
@@ -479,4 +480,3 @@ export const aad: Handler = (c, i) => {
   setReg(c, EAX, 16, al);
   setSzp(c, al, false, false);
 };
-

@@ -258,7 +258,12 @@ function callGate(c: Cpu, lo: number, hi: number, type: number): void {
     const [newSs, newEsp] = tssStack(c, dpl, 0);
     const oldSs = c.segs[SS].selector;
     const oldEsp = c.regs[ESP];
-    const savedSs = [c.segs[SS].selector, c.segs[SS].base, c.segs[SS].limit, c.segs[SS].ar] as const;
+    const savedSs = [
+      c.segs[SS].selector,
+      c.segs[SS].base,
+      c.segs[SS].limit,
+      c.segs[SS].ar,
+    ] as const;
     const oldCpl = c.cpl;
     loadStackSeg(c, newSs, dpl, 0);
     c.regs[ESP] = newEsp;
@@ -439,4 +444,3 @@ export const bound: Handler = (c, i) => {
   const idx = sext(getReg(c, i.reg, bits), bits);
   if (idx < lower || idx > upper) fault(BR);
 };
-

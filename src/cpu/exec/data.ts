@@ -250,4 +250,3 @@ export const xlat: Handler = (c, i) => {
   const off = i.asize === 32 ? (base + getReg(c, EAX, 8)) | 0 : (base + getReg(c, EAX, 8)) & 0xffff;
   setReg(c, EAX, 8, c.rd(segAddr(c, i.seg, off, 1, false), 1));
 };
-

@@ -375,7 +375,8 @@ function probeDescriptor(c: Cpu, sel: number): [number, number] | undefined {
 
 /** Privilege test shared by the four: conforming code segments skip it. */
 function visible(c: Cpu, sel: number, ar: number): boolean {
-  const conforming = (ar & (AR_S | AR_TYPE_CODE | AR_TYPE_EC)) === (AR_S | AR_TYPE_CODE | AR_TYPE_EC);
+  const conforming =
+    (ar & (AR_S | AR_TYPE_CODE | AR_TYPE_EC)) === (AR_S | AR_TYPE_CODE | AR_TYPE_EC);
   const dpl = (ar >> AR_DPL_SHIFT) & 3;
   return conforming || (dpl >= c.cpl && dpl >= (sel & 3));
 }
@@ -444,4 +445,3 @@ export const x87: Handler = (c) => {
   if (c.cr0 & (CR0_EM | CR0_TS)) fault(NM);
   fault(UD);
 };
-
