@@ -11,7 +11,8 @@ import { dirname, join } from "node:path";
 import { Machine, type OutputSink } from "../src/machine/machine.js";
 import { softEngine } from "../src/engine/soft.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+// Runs from dist/bench/ after the build; the guests live in the source tree.
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 function arg(name: string, fallback: string): string {
   const k = process.argv.indexOf(`--${name}`);

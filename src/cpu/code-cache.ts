@@ -14,7 +14,10 @@ export class CodeCache {
   private readonly watchers: ((page: number) => void)[] = [];
 
   constructor(private readonly mem: PhysicalMemory) {
-    this.pages = new Array(mem.ramSize >>> PAGE_SHIFT).fill(undefined);
+    // Built element by element: V8 gives `new Array(n)` with a large n slow dictionary
+    // elements, and this array is read for every instruction.
+    this.pages = [];
+    for (let p = 0; p < mem.ramSize >>> PAGE_SHIFT; p++) this.pages.push(undefined);
     mem.onWatchedWrite = (page) => this.invalidate(page);
   }
 

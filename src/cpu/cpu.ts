@@ -200,7 +200,7 @@ export class Cpu implements Vcpu {
     while (this.instructionsRetired < end && !this.stopRequested && !this.halted) {
       const tf = this.flags.word & TF;
       const i = this.fetchDecoded(cs);
-      i.entry.exec(this, i);
+      i.exec(this, i);
       this.eip = this.nextEip;
       this.instructionsRetired++;
       if (tf !== 0) this.singleStepTrap();

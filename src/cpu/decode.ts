@@ -41,6 +41,8 @@ interface Slot {
 
 export class Instr {
   entry!: Entry;
+  /** The handler (entry.exec), kept here so the run loop reaches it in one load. */
+  exec!: Handler;
   /** Opcode: 0x00-0xFF, or 0x100 | byte for the 0F map. */
   opcode = 0;
   /** Operand and address size in bits. */
@@ -272,6 +274,7 @@ export function decode(cpu: Cpu, i: Instr): void {
   // destination (SDM Vol. 2, LOCK).
   if (lock && (!entry.lock || i.mod === 3)) fault(6);
   i.entry = entry;
+  i.exec = entry.exec;
 
   switch (entry.imm) {
     case Imm.None:

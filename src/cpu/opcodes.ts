@@ -54,12 +54,12 @@ function aluRows(): OpDef[] {
     const b = k * 8;
     const lock = m !== "cmp";
     return [
-      { op: b + 0, m, o: "Eb,Gb", exec: A.aluEG(true), lock },
-      { op: b + 1, m, o: "Ev,Gv", exec: A.aluEG(false), lock },
-      { op: b + 2, m, o: "Gb,Eb", exec: A.aluGE(true) },
-      { op: b + 3, m, o: "Gv,Ev", exec: A.aluGE(false) },
-      { op: b + 4, m, o: "AL,Ib", exec: A.aluAI(true) },
-      { op: b + 5, m, o: "eAX,Iz", exec: A.aluAI(false) },
+      { op: b + 0, m, o: "Eb,Gb", exec: A.aluEG(k, true), lock },
+      { op: b + 1, m, o: "Ev,Gv", exec: A.aluEG(k, false), lock },
+      { op: b + 2, m, o: "Gb,Eb", exec: A.aluGE(k, true) },
+      { op: b + 3, m, o: "Gv,Ev", exec: A.aluGE(k, false) },
+      { op: b + 4, m, o: "AL,Ib", exec: A.aluAI(k, true) },
+      { op: b + 5, m, o: "eAX,Iz", exec: A.aluAI(k, false) },
     ];
   });
 }
@@ -69,10 +69,10 @@ function group1(): OpDef[] {
   return ALU_NAMES.flatMap((m, reg) => {
     const lock = m !== "cmp";
     return [
-      { op: 0x80, reg, m, o: "Eb,Ib", exec: A.aluEI(true), lock },
-      { op: 0x81, reg, m, o: "Ev,Iz", exec: A.aluEI(false), lock },
-      { op: 0x82, reg, m, o: "Eb,Ib", exec: A.aluEI(true), lock },
-      { op: 0x83, reg, m, o: "Ev,Ibs", exec: A.aluEI(false), lock },
+      { op: 0x80, reg, m, o: "Eb,Ib", exec: A.aluEI(reg, true), lock },
+      { op: 0x81, reg, m, o: "Ev,Iz", exec: A.aluEI(reg, false), lock },
+      { op: 0x82, reg, m, o: "Eb,Ib", exec: A.aluEI(reg, true), lock },
+      { op: 0x83, reg, m, o: "Ev,Ibs", exec: A.aluEI(reg, false), lock },
     ];
   });
 }

@@ -24,12 +24,15 @@ export class SegReg {
    * such a segment needs no checks on access, the common case for flat kernels.
    */
   flat = false;
+  /** The D/B bit: 32-bit code, stack or expand-down bound. Cached: it is read per instruction. */
+  big = false;
 
   set(selector: number, base: number, limit: number, ar: number): void {
     this.selector = selector & 0xffff;
     this.base = base | 0;
     this.limit = limit >>> 0;
     this.ar = ar;
+    this.big = (ar & AR_DB) !== 0;
     this.flat =
       base === 0 &&
       this.limit === 0xffffffff &&
@@ -44,9 +47,6 @@ export class SegReg {
 
   get dpl(): number {
     return (this.ar >> AR_DPL_SHIFT) & 3;
-  }
-  get big(): boolean {
-    return (this.ar & AR_DB) !== 0;
   }
   get usable(): boolean {
     return (this.ar & AR_UNUSABLE) === 0;

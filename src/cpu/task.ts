@@ -125,7 +125,8 @@ export function taskSwitch(c: Cpu, sel: number, reason: TaskSwitchReason, return
         AR_P | AR_S | AR_TYPE_RW | (3 << AR_DPL_SHIFT),
       );
     }
-    c.segs[CS].ar |= AR_TYPE_CODE;
+    const cs = c.segs[CS];
+    cs.set(cs.selector, cs.base, cs.limit, cs.ar | AR_TYPE_CODE);
     c.cpl = 3;
     c.modeChanged();
     return;

@@ -10,53 +10,73 @@ import { AF, CF, OF, PF, SF, ZF } from "../flags.js";
 import type { Cpu } from "../cpu.js";
 import type { Instr } from "../decode.js";
 import type { Handler } from "../opcodes.js";
-import { ea, getReg, readE, rmwE, setReg, writeE, type Size } from "./operands.js";
+import { ea, getReg, memAddr, readE, rmwE, setReg, writeE, type Size } from "./operands.js";
 import { segAddr } from "../segment.js";
 
 /** Operand width of a handler: 8 for the byte forms, else the operand size. */
 const width = (byte: boolean, i: Instr): number => (byte ? 8 : i.osize);
 
-/** op E, G (opcodes 00, 01, 08, ...): the ALU operation is bits 5:3 of the opcode. */
+/**
+ * The ALU block 00-3F and group 1 (80-83). Each handler is made for one operation, so the
+ * ALU routine it calls is a constant V8 can inline. CMP does not write its result.
+ */
 export const aluEG =
-  (byte: boolean): Handler =>
+  (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const op = (i.opcode >> 3) & 7;
-    const src = getReg(c, i.reg, bits);
     const fn = ALU_OPS[op];
-    if (op === ALU_CMP) fn(c.flags, readE(c, i, bits), src, bits);
-    else rmwE(c, i, bits, (a) => fn(c.flags, a, src, bits));
+    const src = getReg(c, i.reg, bits);
+    if (i.mod === 3) {
+      const r = fn(c.flags, getReg(c, i.rm, bits), src, bits);
+      if (op !== ALU_CMP) setReg(c, i.rm, bits, r);
+      return;
+    }
+    const size = (bits >> 3) as Size;
+    if (op === ALU_CMP) {
+      fn(c.flags, c.rd(memAddr(c, i, size, false), size), src, bits);
+      return;
+    }
+    const lin = memAddr(c, i, size, true);
+    c.wr(lin, size, fn(c.flags, c.rdw(lin, size), src, bits));
   };
 
 /** op G, E (opcodes 02, 03, ...). */
 export const aluGE =
-  (byte: boolean): Handler =>
+  (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const op = (i.opcode >> 3) & 7;
     const r = ALU_OPS[op](c.flags, getReg(c, i.reg, bits), readE(c, i, bits), bits);
     if (op !== ALU_CMP) setReg(c, i.reg, bits, r);
   };
 
 /** op AL/eAX, imm (opcodes 04, 05, ...). */
 export const aluAI =
-  (byte: boolean): Handler =>
+  (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const op = (i.opcode >> 3) & 7;
     const r = ALU_OPS[op](c.flags, getReg(c, EAX, bits), i.imm & MASK[bits], bits);
     if (op !== ALU_CMP) setReg(c, EAX, bits, r);
   };
 
 /** Group 1 (80-83): op E, imm with the operation in ModRM.reg. */
 export const aluEI =
-  (byte: boolean): Handler =>
+  (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
     const src = i.imm & MASK[bits];
-    const fn = ALU_OPS[i.reg];
-    if (i.reg === ALU_CMP) fn(c.flags, readE(c, i, bits), src, bits);
-    else rmwE(c, i, bits, (a) => fn(c.flags, a, src, bits));
+    const fn = ALU_OPS[op];
+    if (i.mod === 3) {
+      const r = fn(c.flags, getReg(c, i.rm, bits), src, bits);
+      if (op !== ALU_CMP) setReg(c, i.rm, bits, r);
+      return;
+    }
+    const size = (bits >> 3) as Size;
+    if (op === ALU_CMP) {
+      fn(c.flags, c.rd(memAddr(c, i, size, false), size), src, bits);
+      return;
+    }
+    const lin = memAddr(c, i, size, true);
+    c.wr(lin, size, fn(c.flags, c.rdw(lin, size), src, bits));
   };
 
 export const testEG =
