@@ -42,11 +42,16 @@ import type { Instr } from "../decode.js";
 import type { Handler } from "../opcodes.js";
 import { ea, getReg, peek, push, readE, setReg, setSp, stackAddr, type Size } from "./operands.js";
 
-/** Near branch to `target` (an offset in CS), truncated to the operand size. */
-function jumpNear(c: Cpu, i: Instr, target: number): void {
+/** A near branch target truncated to the operand size; #GP(0) beyond the CS limit. */
+function nearTarget(c: Cpu, i: Instr, target: number): number {
   const t = i.osize === 16 ? target & 0xffff : target >>> 0;
   if (t > c.segs[CS].limit) fault(GP, 0);
-  c.nextEip = t;
+  return t;
+}
+
+/** Near branch to `target` (an offset in CS). */
+function jumpNear(c: Cpu, i: Instr, target: number): void {
+  c.nextEip = nearTarget(c, i, target);
 }
 
 /** JMP rel8/rel32 (EB, E9) and Jcc (70-7F, 0F 80-8F). */
@@ -81,16 +86,17 @@ export const loop: Handler = (c, i) => {
   if (take) jumpNear(c, i, c.nextEip + sext(i.imm, 8));
 };
 
+/** CALL checks the target before it pushes the return address (SDM Vol. 2, CALL). */
 export const callRel: Handler = (c, i) => {
-  const target = c.nextEip + i.imm;
+  const target = nearTarget(c, i, c.nextEip + i.imm);
   push(c, i.osize, c.nextEip);
-  jumpNear(c, i, target);
+  c.nextEip = target;
 };
 
 export const callE: Handler = (c, i) => {
-  const target = readE(c, i, i.osize);
+  const target = nearTarget(c, i, readE(c, i, i.osize));
   push(c, i.osize, c.nextEip);
-  jumpNear(c, i, target);
+  c.nextEip = target;
 };
 
 export const jmpE: Handler = (c, i) => jumpNear(c, i, readE(c, i, i.osize));
