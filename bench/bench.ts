@@ -24,7 +24,8 @@ const runs = Number(arg("runs", "3"));
 const variant = arg("variant", "i386");
 const opt = arg("opt", "O2");
 const kernelPath = join(root, "guests", "build", variant, `compute-${opt}.elf`);
-if (!existsSync(kernelPath)) execFileSync("make", ["-s", "-C", join(root, "guests")], { stdio: "inherit" });
+if (!existsSync(kernelPath))
+  execFileSync("make", ["-s", "-C", join(root, "guests")], { stdio: "inherit" });
 
 /** Collects the guest's serial output so the run can be checked, not just timed. */
 class Capture implements OutputSink {
@@ -64,11 +65,14 @@ async function once(): Promise<{ instructions: number; seconds: number; output: 
 const host = join(root, "guests", "build", "host", "compute");
 const expected = existsSync(host) ? execFileSync(host, [`iters=${iters}`]).toString() : null;
 
-console.log(`workload: compute kernel (guests/compute), ${variant} -O${opt.slice(1)}, iters=${iters}`);
+console.log(
+  `workload: compute kernel (guests/compute), ${variant} -O${opt.slice(1)}, iters=${iters}`,
+);
 const mips: number[] = [];
 for (let r = 0; r < runs; r++) {
   const { instructions, seconds, output } = await once();
-  if (expected !== null && !output.endsWith(expected)) throw new Error("guest output differs from the host build");
+  if (expected !== null && !output.endsWith(expected))
+    throw new Error("guest output differs from the host build");
   mips.push(instructions / seconds / 1e6);
   console.log(
     `  run ${r + 1}: ${(instructions / 1e6).toFixed(1)} M instructions in ${seconds.toFixed(2)} s` +
@@ -76,4 +80,6 @@ for (let r = 0; r < runs; r++) {
   );
 }
 mips.sort((a, b) => a - b);
-console.log(`soft engine: ${mips[Math.floor(mips.length / 2)].toFixed(1)} MIPS (median of ${runs})`);
+console.log(
+  `soft engine: ${mips[Math.floor(mips.length / 2)].toFixed(1)} MIPS (median of ${runs})`,
+);
