@@ -166,3 +166,7 @@ export const SYS_TSS32_BUSY = 11;
 export const SYS_CALL_GATE32 = 12;
 export const SYS_INT_GATE32 = 14;
 export const SYS_TRAP_GATE32 = 15;
+
+// ---- interruptibility state (SDM Vol. 3C, Table 25-3) ----
+export const BLOCKING_STI = 1 << 0; // the instruction after an STI that set IF
+export const BLOCKING_MOV_SS = 1 << 1; // the instruction after MOV SS or POP SS

@@ -8,6 +8,7 @@ import type { CpuHost, MultibootEntry, Vcpu, VcpuExit } from "../engine/engine.j
 import { PageKind, type PhysicalMemory } from "../machine/memory.js";
 import type { Bus } from "../machine/bus.js";
 import {
+  BLOCKING_MOV_SS,
   AC_VEC,
   AR_DB,
   AR_G,
@@ -88,6 +89,11 @@ export class Cpu implements Vcpu {
   /** PDPTEs loaded from CR3 when PAE paging is enabled (SDM Vol. 3A, 4.4.1). */
   readonly pdpte = new Float64Array(4);
   halted = false;
+  /**
+   * Blocking by STI and by MOV SS for the one instruction that follows them (SDM Vol. 3A,
+   * 6.8.3 and Vol. 3C, 25.4.2: the guest interruptibility state).
+   */
+  blocking = 0;
 
   // ---- implementation state ----
   instructionsRetired = 0;
@@ -200,10 +206,12 @@ export class Cpu implements Vcpu {
     while (this.instructionsRetired < end && !this.stopRequested && !this.halted) {
       const tf = this.flags.word & TF;
       const i = this.fetchDecoded(cs);
+      this.blocking = 0;
       i.exec(this, i);
       this.eip = this.nextEip;
       this.instructionsRetired++;
-      if (tf !== 0) this.singleStepTrap();
+      // MOV SS and POP SS hold the single-step trap back until the next instruction.
+      if (tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0) this.singleStepTrap();
     }
   }
 

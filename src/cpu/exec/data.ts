@@ -3,7 +3,7 @@
  * LAHF/SAHF, PUSHF/POPF, XLAT and segment-register loads (SDM Vol. 2).
  */
 import { sext } from "../alu.js";
-import { CS, EAX, EBP, EBX, ESP, GP, SS, UD } from "../arch.js";
+import { BLOCKING_MOV_SS, CS, EAX, EBP, EBX, ESP, GP, SS, UD } from "../arch.js";
 import { fault } from "../fault.js";
 import { AC, ARITH, ID, IF, IOPL, IOPL_SHIFT, NT, RF, VIF, VIP, VM, WRITABLE } from "../flags.js";
 import type { Handler } from "../opcodes.js";
@@ -131,6 +131,7 @@ export const popSeg =
   (c, i) => {
     loadDataSeg(c, seg, peek(c, 0, 16));
     setSp(c, c.regs[ESP] + (i.osize >> 3));
+    if (seg === SS) c.blocking |= BLOCKING_MOV_SS;
   };
 
 /** MOV E, Sreg (8C). A register destination with a 32-bit operand gets the zero-extended selector. */
@@ -145,6 +146,7 @@ export const movESreg: Handler = (c, i) => {
 export const movSregE: Handler = (c, i) => {
   if (i.reg > 5 || i.reg === CS) fault(UD);
   loadDataSeg(c, i.reg, readE(c, i, 16));
+  if (i.reg === SS) c.blocking |= BLOCKING_MOV_SS;
 };
 
 /** LDS/LES/LFS/LGS/LSS G, Mp: offset then selector. */

@@ -53,6 +53,7 @@ import {
   AR_DB,
   AR_G,
   AR_TYPE_ACCESSED,
+  BLOCKING_STI,
 } from "../arch.js";
 import { cpuid } from "../cpuid.js";
 import { fault } from "../fault.js";
@@ -85,11 +86,15 @@ function iopl(c: Cpu): number {
   return (c.flags.word & IOPL) >> IOPL_SHIFT;
 }
 
-/** CLI/STI: IF changes only when CPL <= IOPL in protected mode (no VME/PVI). */
+/**
+ * CLI/STI: IF changes only when CPL <= IOPL in protected mode (no VME/PVI). STI that sets
+ * IF blocks interrupts until the next instruction has run (SDM Vol. 2, STI).
+ */
 export const cliSti =
   (set: boolean): Handler =>
   (c) => {
     if (c.protectedMode && c.cpl > iopl(c)) fault(GP, 0);
+    if (set && !(c.flags.word & IF)) c.blocking |= BLOCKING_STI;
     c.flags.setBit(IF, set);
   };
 
