@@ -1,0 +1,17 @@
+/* Fixed-width integer types for freestanding kernel code (no libc headers). */
+#ifndef SHV_TYPES_H
+#define SHV_TYPES_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef signed char s8;
+typedef short s16;
+typedef int s32;
+typedef long long s64;
+typedef unsigned int size_t;
+
+#define NULL ((void *)0)
+
+#endif

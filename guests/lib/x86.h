@@ -1,0 +1,139 @@
+/*
+ * Thin wrappers around privileged and system instructions, plus the architectural bit
+ * definitions the kernels use. References are to the Intel SDM (Vol. 2 for instructions,
+ * Vol. 3A for system state).
+ */
+#ifndef SHV_X86_H
+#define SHV_X86_H
+
+#include "types.h"
+
+/* EFLAGS (SDM Vol. 1, 3.4.3). */
+#define EFLAGS_CF 0x00000001u
+#define EFLAGS_FIXED 0x00000002u /* bit 1 always reads as 1 */
+#define EFLAGS_ZF 0x00000040u
+#define EFLAGS_TF 0x00000100u
+#define EFLAGS_IF 0x00000200u
+#define EFLAGS_OF 0x00000800u
+#define EFLAGS_IOPL3 0x00003000u
+#define EFLAGS_NT 0x00004000u
+#define EFLAGS_RF 0x00010000u
+#define EFLAGS_AC 0x00040000u
+
+/* Control registers (SDM Vol. 3A, 2.5). */
+#define CR0_PE 0x00000001u
+#define CR0_MP 0x00000002u
+#define CR0_EM 0x00000004u
+#define CR0_TS 0x00000008u
+#define CR0_WP 0x00010000u
+#define CR0_AM 0x00040000u
+#define CR0_PG 0x80000000u
+#define CR4_PSE 0x00000010u
+#define CR4_PAE 0x00000020u
+#define CR4_PGE 0x00000080u
+
+#define MSR_EFER 0xC0000080u
+#define EFER_NXE (1u << 11)
+
+/* Exception vectors (SDM Vol. 3A, Table 6-1). */
+enum {
+  VEC_DE = 0, VEC_DB = 1, VEC_NMI = 2, VEC_BP = 3, VEC_OF = 4, VEC_BR = 5, VEC_UD = 6,
+  VEC_NM = 7, VEC_DF = 8, VEC_TS = 10, VEC_NP = 11, VEC_SS = 12, VEC_GP = 13, VEC_PF = 14,
+  VEC_MF = 16, VEC_AC = 17,
+};
+
+/* #PF error code bits (SDM Vol. 3A, 4.7). */
+#define PFEC_P 0x01u
+#define PFEC_W 0x02u
+#define PFEC_U 0x04u
+#define PFEC_RSVD 0x08u
+#define PFEC_ID 0x10u
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
+static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
+static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port) {
+  u8 v;
+  __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+  return v;
+}
+static inline u16 inw(u16 port) {
+  u16 v;
+  __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+  return v;
+}
+static inline u32 inl(u16 port) {
+  u32 v;
+  __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+  return v;
+}
+
+#define DEFINE_CR(n)                                                        \
+  static inline u32 read_cr##n(void) {                                      \
+    u32 v;                                                                  \
+    __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));                       \
+    return v;                                                               \
+  }                                                                         \
+  static inline void write_cr##n(u32 v) {                                   \
+    __asm__ volatile("mov %0, %%cr" #n ::"r"(v) : "memory");                \
+  }
+DEFINE_CR(0)
+DEFINE_CR(2)
+DEFINE_CR(3)
+DEFINE_CR(4)
+#undef DEFINE_CR
+
+static inline u32 read_dr6(void) {
+  u32 v;
+  __asm__ volatile("mov %%dr6, %0" : "=r"(v));
+  return v;
+}
+static inline void write_dr6(u32 v) { __asm__ volatile("mov %0, %%dr6" ::"r"(v)); }
+
+static inline u64 rdmsr(u32 msr) {
+  u32 lo, hi;
+  __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+  return ((u64)hi << 32) | lo;
+}
+static inline void wrmsr(u32 msr, u64 v) {
+  __asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+static inline void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d) {
+  __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+static inline u32 read_eflags(void) {
+  u32 v;
+  __asm__ volatile("pushfl; popl %0" : "=r"(v));
+  return v;
+}
+static inline void write_eflags(u32 v) { __asm__ volatile("pushl %0; popfl" ::"r"(v) : "memory", "cc"); }
+
+static inline void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
+static inline void clts(void) { __asm__ volatile("clts"); }
+
+static inline u16 read_cs(void) {
+  u16 v;
+  __asm__ volatile("movw %%cs, %0" : "=r"(v));
+  return v;
+}
+static inline u16 read_ss(void) {
+  u16 v;
+  __asm__ volatile("movw %%ss, %0" : "=r"(v));
+  return v;
+}
+static inline u16 read_ds(void) {
+  u16 v;
+  __asm__ volatile("movw %%ds, %0" : "=r"(v));
+  return v;
+}
+static inline u16 read_tr(void) {
+  u16 v;
+  __asm__ volatile("str %0" : "=r"(v));
+  return v;
+}
+static inline void load_ds(u16 sel) { __asm__ volatile("movw %0, %%ds" ::"r"(sel) : "memory"); }
+static inline void load_es(u16 sel) { __asm__ volatile("movw %0, %%es" ::"r"(sel) : "memory"); }
+
+#endif

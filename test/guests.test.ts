@@ -1,0 +1,167 @@
+/**
+ * Integration tests: boot each guest kernel (guests/README.md) with `shv run` and check what
+ * it prints on the serial console and its isa-debug-exit status. Every kernel is built for
+ * two paging variants (i386, pae) and three optimisation levels; all must pass.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const guestBuild = path.join(root, "guests", "build");
+
+const VARIANTS = ["i386", "pae"] as const;
+const OPTS = ["O0", "O2", "Os"] as const;
+/** Iterations of the compute workload: a few million guest instructions. */
+const COMPUTE_ITERS = 5;
+/** The guest writes 0 to port 0xF4 on success: the process exits with (0 << 1) | 1. */
+const EXIT_PASS = 1;
+
+interface RunResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function kernelPath(variant: string, name: string, opt: string): string {
+  return path.join(guestBuild, variant, `${name}-${opt}.elf`);
+}
+
+/** Runs `shv run` on a kernel, like `qemu-system-i386 -kernel ... -append ...`. */
+function runGuest(kernel: string, append: string, extraArgs: string[] = []): Promise<RunResult> {
+  const args = [path.join(root, "bin", "shv.js"), "run", "--kernel", kernel];
+  if (append !== "") args.push("--append", append);
+  args.push("--timeout", "60", "--no-reboot", ...extraArgs);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.on("error", reject);
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
+
+function lines(text: string): string[] {
+  return text.split("\n").map((line) => line.replace(/\r$/, ""));
+}
+
+/** The end of the guest's output and of shv's diagnostics, for assertion messages. */
+function describeRun(r: RunResult): string {
+  const tail = (s: string) => lines(s).slice(-25).join("\n");
+  return `exit status ${r.status} (signal ${r.signal})\n--- stdout (end)\n${tail(r.stdout)}\n--- stderr (end)\n${tail(r.stderr)}`;
+}
+
+/** Every kernel ends with PASS (exit code 0, status 1) and prints no FAIL line. */
+function assertPassed(r: RunResult): void {
+  const out = lines(r.stdout);
+  assert.ok(out.includes("PASS"), `no PASS line\n${describeRun(r)}`);
+  assert.ok(!out.some((l) => l.startsWith("FAIL")), `a check failed\n${describeRun(r)}`);
+  assert.equal(r.status, EXIT_PASS, `exit status is not ${EXIT_PASS}\n${describeRun(r)}`);
+}
+
+before(() => {
+  const make = spawnSync("make", ["-s", "-C", path.join(root, "guests")], { encoding: "utf8" });
+  assert.equal(make.status, 0, `building the guest kernels failed:\n${make.stdout}${make.stderr}`);
+});
+
+function hostCompute(iters: number): string[] {
+  const host = path.join(guestBuild, "host", "compute");
+  assert.ok(existsSync(host), `${host} is missing`);
+  const r = spawnSync(host, [`iters=${iters}`], { encoding: "utf8" });
+  assert.equal(r.status, 0, `the host compute program failed: ${r.stderr}`);
+  const out = lines(r.stdout);
+  while (out.length && out[out.length - 1] === "") out.pop();
+  return out;
+}
+
+for (const variant of VARIANTS) {
+  describe(`guest kernels (${variant})`, { concurrency: 2 }, () => {
+    for (const opt of OPTS) {
+      test(`hello-${opt}: multiboot command line, memory sizes and map`, async () => {
+        const kernel = kernelPath(variant, "hello", opt);
+        const r = await runGuest(kernel, "a b=c");
+        assertPassed(r);
+        const out = lines(r.stdout);
+        assert.ok(out.includes("hello from shv guest"), describeRun(r));
+        // As with QEMU's -kernel, the multiboot command line is the kernel file name, a
+        // space, then the --append string.
+        assert.ok(
+          out.includes(`cmdline: ${kernel} a b=c`),
+          `command line not echoed\n${describeRun(r)}`,
+        );
+        // 512 MiB by default: 639 KiB of conventional memory, then 512 MiB - 1 MiB from 1 MiB.
+        assert.ok(out.includes("mem_lower=639 mem_upper=523264"), describeRun(r));
+        assert.ok(
+          out.some((l) => /^mmap: base=0x[0-9a-f]+ len=0x[0-9a-f]+ type=\d+$/.test(l)),
+          `no memory map entries\n${describeRun(r)}`,
+        );
+      });
+
+      test(`compute-${opt}: output equals the host build's`, async () => {
+        const expected = hostCompute(COMPUTE_ITERS);
+        const r = await runGuest(kernelPath(variant, "compute", opt), `iters=${COMPUTE_ITERS}`);
+        assertPassed(r);
+        const out = lines(r.stdout);
+        const start = out.indexOf(expected[0]);
+        assert.ok(start >= 0, `no "${expected[0]}" line\n${describeRun(r)}`);
+        assert.deepEqual(out.slice(start, start + expected.length), expected);
+      });
+
+      for (const name of ["exceptions", "paging", "usermode"]) {
+        test(`${name}-${opt}`, async () => {
+          assertPassed(await runGuest(kernelPath(variant, name, opt), ""));
+        });
+      }
+    }
+  });
+}
+
+test("hello with -m 64 reports 63 MiB of upper memory", async () => {
+  const r = await runGuest(kernelPath("i386", "hello", "O2"), "a b=c", ["-m", "64"]);
+  assertPassed(r);
+  assert.ok(lines(r.stdout).includes("mem_lower=639 mem_upper=64512"), describeRun(r));
+});
+
+test("hello lists multiboot modules (--initrd) with their strings and contents", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "shv-guests-"));
+  try {
+    const first = path.join(dir, "first.bin");
+    const second = path.join(dir, "second.bin");
+    const firstData = Buffer.from("SHV module data\x00\x01\x02", "latin1");
+    writeFileSync(first, firstData);
+    writeFileSync(second, "second");
+    const r = await runGuest(kernelPath("pae", "hello", "Os"), "x", [
+      "--initrd",
+      `${first} modarg=1,${second}`,
+    ]);
+    assertPassed(r);
+    const out = lines(r.stdout);
+    assert.ok(out.includes("mods_count=2"), describeRun(r));
+    const modLine =
+      /^mod\[\d+\]: start=0x([0-9a-f]+) end=0x([0-9a-f]+) string='(.*)' bytes=([0-9a-f]*)$/;
+    const mods = out.flatMap((l) => {
+      const m = modLine.exec(l);
+      return m
+        ? [{ start: parseInt(m[1], 16), end: parseInt(m[2], 16), text: m[3], bytes: m[4] }]
+        : [];
+    });
+    // The kernel's header asks for page-aligned modules; it prints up to 16 bytes of each.
+    assert.deepEqual(
+      mods.map((m) => [m.text, m.bytes, m.end - m.start, m.start % 4096]),
+      [
+        [`${first} modarg=1`, firstData.subarray(0, 16).toString("hex"), firstData.length, 0],
+        [second, Buffer.from("second").toString("hex"), 6, 0],
+      ],
+      describeRun(r),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
