@@ -33,10 +33,15 @@ function kernelPath(variant: string, name: string, opt: string): string {
 }
 
 /** Runs `shv run` on a kernel, like `qemu-system-i386 -kernel ... -append ...`. */
-function runGuest(kernel: string, append: string, extraArgs: string[] = []): Promise<RunResult> {
+function runGuest(
+  kernel: string,
+  append: string,
+  extraArgs: string[] = [],
+  noReboot = true,
+): Promise<RunResult> {
   const args = [path.join(root, "bin", "shv.js"), "run", "--kernel", kernel];
   if (append !== "") args.push("--append", append);
-  args.push("--timeout", "60", "--no-reboot", ...extraArgs);
+  args.push("--timeout", "60", ...(noReboot ? ["--no-reboot"] : []), ...extraArgs);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -164,4 +169,33 @@ test("hello lists multiboot modules (--initrd) with their strings and contents",
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe("triple fault", () => {
+  const kernel = kernelPath("i386", "triple", "O2");
+
+  test("with --no-reboot: exit status 3, the fault chain and the registers on stderr", async () => {
+    const r = await runGuest(kernel, "");
+    assert.equal(r.status, 3, describeRun(r));
+    assert.ok(lines(r.stdout).includes("triple: boot 0"), describeRun(r));
+    const err = lines(r.stderr);
+    // INT3 through an IDT with limit 0: #GP(3*8+2), whose delivery raises #GP(13*8+2+EXT),
+    // which makes a #DF, whose delivery raises #GP(8*8+2+EXT): shutdown (SDM Vol. 3A, 6.15).
+    assert.match(
+      err[0],
+      /^shv: triple fault.*#GP\(0x1a\) at 0008:[0-9a-f]{8} -> #GP\(0x6b\).* -> #DF\(0x0\) -> #GP\(0x43\)/,
+    );
+    assert.ok(
+      err.some((l) => /^EIP=[0-9a-f]{8} EFLAGS=/.test(l)),
+      describeRun(r),
+    );
+    assert.ok(err.includes("code: int3"), describeRun(r));
+  });
+
+  test("without --no-reboot: the machine resets and runs the kernel again", async () => {
+    const r = await runGuest(kernel, "", [], false);
+    assertPassed(r);
+    const boots = lines(r.stdout).filter((l) => l.startsWith("triple: boot "));
+    assert.deepEqual(boots, ["triple: boot 0", "triple: boot 1", "triple: boot 2"]);
+  });
 });
