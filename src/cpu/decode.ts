@@ -29,6 +29,11 @@ const INDEX16 = [6, 7, 6, 7, -1, -1, -1, -1];
 export interface Entry extends OpDef {
   modrm: boolean;
   imm: Imm;
+  /**
+   * MOV to and from control and debug registers: ModRM always names a register and the
+   * mod bits are ignored (SDM Vol. 2, MOV—Move to/from Control Registers).
+   */
+  regOnly: boolean;
 }
 
 /** One opcode's entries: either one entry, or one per (mod==3, reg, rm) ModRM form. */
@@ -86,6 +91,7 @@ const UNDEFINED: Entry = {
   exec: (): void => fault(6),
   modrm: false,
   imm: Imm.None,
+  regOnly: false,
 };
 
 function immKind(operands: string): Imm {
@@ -114,7 +120,12 @@ function buildSlots(defs: readonly OpDef[]): Slot[] {
   }));
   for (const d of defs) {
     const idx = d.op >= 0x0f00 ? 0x100 | (d.op & 0xff) : d.op;
-    const e: Entry = { ...d, modrm: needsModrm(d), imm: immKind(d.o) };
+    const e: Entry = {
+      ...d,
+      modrm: needsModrm(d),
+      imm: immKind(d.o),
+      regOnly: /\bR[a-z]*\b/.test(d.o),
+    };
     const slot = slots[idx];
     if (!e.modrm) {
       if (slot.entry || slot.forms) throw new Error(`opcode table: duplicate ${d.op.toString(16)}`);
@@ -221,7 +232,8 @@ export function decode(cpu: Cpu, i: Instr): void {
     i.reg = reg;
     i.rm = rm;
     entry = slot.forms![(mod === 3 ? 64 : 0) | (reg << 3) | rm];
-    if (mod !== 3) {
+    if (entry?.regOnly) i.mod = 3;
+    else if (mod !== 3) {
       let seg = DS;
       let base = -1;
       let index = -1;

@@ -37,6 +37,9 @@ function memOperand(i: Instr, bits: number): string {
 function operand(spec: string, i: Instr, next: number): string {
   const v = i.osize;
   const widthOf = (t: string): number => ({ b: 8, w: 16, d: 32, v, z: v, q: 64 })[t] ?? v;
+  // Literal registers first: their first letters would read as operand kinds.
+  if (spec === "eAX") return regName(0, v);
+  if (/^(AL|CL|DX|[CDEFGS]S|1)$/.test(spec)) return spec.toLowerCase();
   const k = spec[0];
   const t = spec.slice(1);
   switch (k) {
@@ -68,8 +71,6 @@ function operand(spec: string, i: Instr, next: number): string {
     case "Y":
       return "";
     default:
-      // Literal registers: AL, eAX, DX, CL, 1, and segment registers.
-      if (spec === "eAX") return regName(0, v);
       return spec.toLowerCase();
   }
 }

@@ -176,8 +176,11 @@ function walk32(cpu: Cpu, lin: number, access: number): Walk {
   return result;
 }
 
-/** Reserved bits 51:MAXPHYADDR of a PAE entry's high dword (bit 63 is XD). */
-const PAE_RSVD_HI = ((1 << (52 - 32)) - 1) & ~((1 << (MAXPHYADDR - 32)) - 1);
+/**
+ * Reserved bits 62:MAXPHYADDR of a present PAE PDE or PTE, in its high dword (SDM Vol. 3A,
+ * 4.4.2); bit 63 is XD, reserved only while EFER.NXE is clear.
+ */
+const PAE_RSVD_HI = 0x7fffffff & ~((1 << (MAXPHYADDR - 32)) - 1);
 
 function paeEntry(cpu: Cpu, addr: number): [number, number] {
   return [cpu.mem.read(addr, 4), cpu.mem.read(addr + 4, 4)];
