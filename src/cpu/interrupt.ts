@@ -10,7 +10,6 @@ import {
   AR_S,
   AR_TYPE_CODE,
   AR_TYPE_EC,
-  AR_TYPE_RW,
   CS,
   DF_VEC,
   DS,
@@ -35,7 +34,7 @@ import { Fault, fault } from "./fault.js";
 import { PageFault } from "./mmu.js";
 import { AC, IF, NT, RF, TF, VM } from "./flags.js";
 import { descriptorAr } from "./segreg.js";
-import { loadFromDescriptor, markAccessed, readDescriptor } from "./segment.js";
+import { checkStackSegment, commitSegment, readDescriptor } from "./segment.js";
 import { taskSwitch, TaskSwitchReason } from "./task.js";
 import type { Cpu } from "./cpu.js";
 
@@ -204,8 +203,7 @@ export function deliverEvent(
     restoreStackState(c, saved);
     throw e;
   }
-  markAccessed(c, sel, dhi);
-  loadFromDescriptor(c.segs[CS], (sel & 0xfffc) | c.cpl, dlo, dhi);
+  commitSegment(c, c.segs[CS], (sel & 0xfffc) | c.cpl, dlo, dhi);
   let fl = oldFlags & ~(TF | VM | RF | NT);
   if (gateType === SYS_INT_GATE16 || gateType === SYS_INT_GATE32) fl &= ~IF;
   c.flags.load(fl);
@@ -254,19 +252,8 @@ export function tssStack(c: Cpu, dpl: number, ext: number): [number, number] {
 
 /** Loads SS for an inter-privilege transfer to `dpl`; failures are #TS (SDM 6.12.1). */
 export function loadStackSeg(c: Cpu, sel: number, dpl: number, ext: number): void {
-  if ((sel & 0xfffc) === 0) fault(TS, ext);
-  const [lo, hi] = readDescriptor(c, sel, TS);
-  const ar = descriptorAr(hi);
-  if (
-    (sel & 3) !== dpl ||
-    ((ar >> AR_DPL_SHIFT) & 3) !== dpl ||
-    (ar & (AR_S | AR_TYPE_CODE | AR_TYPE_RW)) !== (AR_S | AR_TYPE_RW)
-  ) {
-    fault(TS, (sel & 0xfffc) | ext);
-  }
-  if (!(ar & AR_P)) fault(SS_VEC, (sel & 0xfffc) | ext);
-  markAccessed(c, sel, hi);
-  loadFromDescriptor(c.segs[SS], sel, lo, hi);
+  const [lo, hi] = checkStackSegment(c, sel, dpl, TS, ext);
+  commitSegment(c, c.segs[SS], sel, lo, hi);
 }
 
 interface StackState {

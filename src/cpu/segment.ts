@@ -79,6 +79,39 @@ export function loadFromDescriptor(s: SegReg, sel: number, lo: number, hi: numbe
   s.set(sel, descriptorBase(lo, hi), descriptorLimit(lo, hi), descriptorAr(hi) | AR_TYPE_ACCESSED);
 }
 
+/** Commits a checked descriptor to segment register `s`: accessed bit, then the cache. */
+export function commitSegment(c: Cpu, s: SegReg, sel: number, lo: number, hi: number): void {
+  markAccessed(c, sel, hi);
+  loadFromDescriptor(s, sel, lo, hi);
+}
+
+/**
+ * Checks a new SS for a change to privilege level `pl` (a stack switch from the TSS, a task
+ * switch, or a return to an outer level): RPL = DPL = `pl`, a writable data segment, present.
+ * Failures raise `vec` (#TS for stacks from a TSS, #GP for returns) with the selector and
+ * `ext`, or #SS when not present. Returns the descriptor for commitSegment.
+ */
+export function checkStackSegment(
+  c: Cpu,
+  sel: number,
+  pl: number,
+  vec: number,
+  ext = 0,
+): [number, number] {
+  if ((sel & 0xfffc) === 0) fault(vec, ext);
+  const [lo, hi] = readDescriptor(c, sel, vec);
+  const ar = descriptorAr(hi);
+  if (
+    (sel & 3) !== pl ||
+    ((ar >> AR_DPL_SHIFT) & 3) !== pl ||
+    (ar & (AR_S | AR_TYPE_CODE | AR_TYPE_RW)) !== (AR_S | AR_TYPE_RW)
+  ) {
+    fault(vec, (sel & 0xfffc) | ext);
+  }
+  if (!(ar & AR_P)) fault(SS_VEC, (sel & 0xfffc) | ext);
+  return [lo, hi];
+}
+
 /**
  * Loads DS, ES, FS, GS or SS by MOV, POP or a far-pointer load, with the protected-mode
  * checks of SDM Vol. 2, MOV ("IF SS is loaded" / "IF DS, ES, FS, or GS is loaded").
@@ -120,6 +153,5 @@ export function loadDataSeg(c: Cpu, seg: number, sel: number): void {
     if (!conforming && (dpl < c.cpl || dpl < rpl)) fault(GP, sel & 0xfffc);
     if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
   }
-  markAccessed(c, sel, hi);
-  loadFromDescriptor(s, sel, lo, hi);
+  commitSegment(c, s, sel, lo, hi);
 }

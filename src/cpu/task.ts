@@ -20,7 +20,6 @@ import {
   GS,
   NP,
   SS,
-  SS_VEC,
   SYS_LDT,
   SYS_TSS32_AVAIL,
   SYS_TSS32_BUSY,
@@ -30,7 +29,7 @@ import { fault } from "./fault.js";
 import { NT, VM } from "./flags.js";
 import { loadPdptes } from "./mmu.js";
 import { descriptorAr, descriptorBase, descriptorLimit } from "./segreg.js";
-import { loadFromDescriptor, markAccessed, readDescriptor } from "./segment.js";
+import { checkStackSegment, commitSegment, readDescriptor } from "./segment.js";
 import type { Cpu } from "./cpu.js";
 
 export const enum TaskSwitchReason {
@@ -158,24 +157,12 @@ function loadTaskCode(c: Cpu, sel: number, cpl: number): void {
   const conforming = (ar & AR_TYPE_EC) !== 0;
   if (conforming ? dpl > cpl : dpl !== cpl) fault(TS, sel & 0xfffc);
   if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
-  markAccessed(c, sel, hi);
-  loadFromDescriptor(c.segs[CS], sel, lo, hi);
+  commitSegment(c, c.segs[CS], sel, lo, hi);
 }
 
 function loadTaskStack(c: Cpu, sel: number, cpl: number): void {
-  if ((sel & 0xfffc) === 0) fault(TS, 0);
-  const [lo, hi] = readDescriptor(c, sel, TS);
-  const ar = descriptorAr(hi);
-  if (
-    (sel & 3) !== cpl ||
-    ((ar >> AR_DPL_SHIFT) & 3) !== cpl ||
-    (ar & (AR_S | AR_TYPE_CODE | AR_TYPE_RW)) !== (AR_S | AR_TYPE_RW)
-  ) {
-    fault(TS, sel & 0xfffc);
-  }
-  if (!(ar & AR_P)) fault(SS_VEC, sel & 0xfffc);
-  markAccessed(c, sel, hi);
-  loadFromDescriptor(c.segs[SS], sel, lo, hi);
+  const [lo, hi] = checkStackSegment(c, sel, cpl, TS);
+  commitSegment(c, c.segs[SS], sel, lo, hi);
 }
 
 function loadTaskData(c: Cpu, seg: number, sel: number, cpl: number): void {
@@ -190,6 +177,5 @@ function loadTaskData(c: Cpu, seg: number, sel: number, cpl: number): void {
   const dpl = (ar >> AR_DPL_SHIFT) & 3;
   if (!(code && ar & AR_TYPE_EC) && (dpl < cpl || dpl < (sel & 3))) fault(TS, sel & 0xfffc);
   if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
-  markAccessed(c, sel, hi);
-  loadFromDescriptor(c.segs[seg], sel, lo, hi);
+  commitSegment(c, c.segs[seg], sel, lo, hi);
 }

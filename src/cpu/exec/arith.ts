@@ -24,21 +24,25 @@ export const aluEG =
   (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const fn = ALU_OPS[op];
-    const src = getReg(c, i.reg, bits);
-    if (i.mod === 3) {
-      const r = fn(c.flags, getReg(c, i.rm, bits), src, bits);
-      if (op !== ALU_CMP) setReg(c, i.rm, bits, r);
-      return;
-    }
-    const size = (bits >> 3) as Size;
-    if (op === ALU_CMP) {
-      fn(c.flags, c.rd(memAddr(c, i, size, false), size), src, bits);
-      return;
-    }
-    const lin = memAddr(c, i, size, true);
-    c.wr(lin, size, fn(c.flags, c.rdw(lin, size), src, bits));
+    aluE(c, i, op, bits, getReg(c, i.reg, bits));
   };
+
+/** E = E op src, or only the flags for CMP; a memory E is checked for writing first. */
+function aluE(c: Cpu, i: Instr, op: number, bits: number, src: number): void {
+  const fn = ALU_OPS[op];
+  if (i.mod === 3) {
+    const r = fn(c.flags, getReg(c, i.rm, bits), src, bits);
+    if (op !== ALU_CMP) setReg(c, i.rm, bits, r);
+    return;
+  }
+  const size = (bits >> 3) as Size;
+  if (op === ALU_CMP) {
+    fn(c.flags, c.rd(memAddr(c, i, size, false), size), src, bits);
+    return;
+  }
+  const lin = memAddr(c, i, size, true);
+  c.wr(lin, size, fn(c.flags, c.rdw(lin, size), src, bits));
+}
 
 /** op G, E (opcodes 02, 03, ...). */
 export const aluGE =
@@ -63,20 +67,7 @@ export const aluEI =
   (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const src = i.imm & MASK[bits];
-    const fn = ALU_OPS[op];
-    if (i.mod === 3) {
-      const r = fn(c.flags, getReg(c, i.rm, bits), src, bits);
-      if (op !== ALU_CMP) setReg(c, i.rm, bits, r);
-      return;
-    }
-    const size = (bits >> 3) as Size;
-    if (op === ALU_CMP) {
-      fn(c.flags, c.rd(memAddr(c, i, size, false), size), src, bits);
-      return;
-    }
-    const lin = memAddr(c, i, size, true);
-    c.wr(lin, size, fn(c.flags, c.rdw(lin, size), src, bits));
+    aluE(c, i, op, bits, i.imm & MASK[bits]);
   };
 
 export const testEG =
@@ -437,43 +428,28 @@ function setSzp(c: Cpu, al: number, cf: boolean, af: boolean): void {
   c.flags.load(w | szp | (cf ? CF : 0) | (af ? AF : 0));
 }
 
-export const daa: Handler = (c) => {
-  const old = getReg(c, EAX, 8);
-  let al = old;
-  const oldCf = c.flags.cf();
-  let af = false;
-  let cf = false;
-  if ((al & 0xf) > 9 || c.flags.af()) {
-    al = (al + 6) & 0xff;
-    cf = oldCf || old > 0xf9;
-    af = true;
-  }
-  if (old > 0x99 || oldCf) {
-    al = (al + 0x60) & 0xff;
-    cf = true;
-  }
-  setReg(c, EAX, 8, al);
-  setSzp(c, al, cf, af);
-};
-
-export const das: Handler = (c) => {
-  const old = getReg(c, EAX, 8);
-  let al = old;
-  const oldCf = c.flags.cf();
-  let af = false;
-  let cf = false;
-  if ((al & 0xf) > 9 || c.flags.af()) {
-    al = (al - 6) & 0xff;
-    cf = oldCf || old < 6;
-    af = true;
-  }
-  if (old > 0x99 || oldCf) {
-    al = (al - 0x60) & 0xff;
-    cf = true;
-  }
-  setReg(c, EAX, 8, al);
-  setSzp(c, al, cf, af);
-};
+/** DAA (27) and DAS (2F): adjust AL after a packed-BCD addition or subtraction. */
+export const decimalAdjust =
+  (subtract: boolean): Handler =>
+  (c) => {
+    const old = getReg(c, EAX, 8);
+    const sign = subtract ? -1 : 1;
+    let al = old;
+    const oldCf = c.flags.cf();
+    let af = false;
+    let cf = false;
+    if ((al & 0xf) > 9 || c.flags.af()) {
+      al = (al + sign * 6) & 0xff;
+      cf = oldCf || (subtract ? old < 6 : old > 0xf9);
+      af = true;
+    }
+    if (old > 0x99 || oldCf) {
+      al = (al + sign * 0x60) & 0xff;
+      cf = true;
+    }
+    setReg(c, EAX, 8, al);
+    setSzp(c, al, cf, af);
+  };
 
 /** AAA (37) and AAS (3F). */
 export const aaaAas =

@@ -24,7 +24,6 @@ import {
   NP,
   OF_VEC,
   SS,
-  SS_VEC,
   SYS_CALL_GATE32,
   SYS_TASK_GATE,
   SYS_TSS32_AVAIL,
@@ -34,7 +33,7 @@ import {
 import { fault } from "../fault.js";
 import { IF, IOPL, IOPL_SHIFT, NT, VIF, VIP, VM, WRITABLE } from "../flags.js";
 import { descriptorAr, descriptorLimit } from "../segreg.js";
-import { loadFromDescriptor, markAccessed, readDescriptor, segAddr } from "../segment.js";
+import { checkStackSegment, commitSegment, readDescriptor, segAddr } from "../segment.js";
 import { deliverEvent, EventType, loadStackSeg, pushSys, tssStack } from "../interrupt.js";
 import { taskSwitch, TaskSwitchReason } from "../task.js";
 import type { Cpu } from "../cpu.js";
@@ -137,15 +136,28 @@ function realMode(c: Cpu): boolean {
 
 /** Commits a CS load at privilege `cpl`; the caller has made every check. */
 function loadCs(c: Cpu, sel: number, lo: number, hi: number, cpl: number, offset: number): void {
-  markAccessed(c, sel, hi);
-  loadFromDescriptor(c.segs[CS], (sel & 0xfffc) | cpl, lo, hi);
+  commitSegment(c, c.segs[CS], (sel & 0xfffc) | cpl, lo, hi);
   c.cpl = cpl;
   c.nextEip = offset >>> 0;
   c.modeChanged();
 }
 
-/** Checks a code-segment descriptor for a direct JMP/CALL (SDM Vol. 3A, 5.8.1). */
-function checkDirectCode(c: Cpu, sel: number, ar: number): void {
+/** The descriptor a protected-mode far JMP/CALL names: [low, high, access rights]. */
+function farDescriptor(c: Cpu, sel: number): [number, number, number] {
+  if ((sel & 0xfffc) === 0) fault(GP, 0);
+  const [lo, hi] = readDescriptor(c, sel);
+  return [lo, hi, descriptorAr(hi)];
+}
+
+/** Checks a code segment as the direct target of JMP/CALL (SDM Vol. 3A, 5.8.1). */
+function checkDirectCode(
+  c: Cpu,
+  sel: number,
+  ar: number,
+  offset: number,
+  lo: number,
+  hi: number,
+): void {
   const dpl = (ar >> AR_DPL_SHIFT) & 3;
   if (ar & AR_TYPE_EC) {
     if (dpl > c.cpl) fault(GP, sel & 0xfffc);
@@ -153,6 +165,7 @@ function checkDirectCode(c: Cpu, sel: number, ar: number): void {
     fault(GP, sel & 0xfffc);
   }
   if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
+  if (offset >>> 0 > descriptorLimit(lo, hi)) fault(GP, 0);
 }
 
 function isCode(ar: number): boolean {
@@ -173,27 +186,20 @@ function farJump(c: Cpu, i: Instr, sel: number, offset: number): void {
     c.nextEip = offset >>> 0;
     return;
   }
-  if ((sel & 0xfffc) === 0) fault(GP, 0);
-  const [lo, hi] = readDescriptor(c, sel);
-  const ar = descriptorAr(hi);
+  const [lo, hi, ar] = farDescriptor(c, sel);
   if (isCode(ar)) {
-    checkDirectCode(c, sel, ar);
-    if (offset >>> 0 > descriptorLimit(lo, hi)) fault(GP, 0);
+    checkDirectCode(c, sel, ar, offset, lo, hi);
     loadCs(c, sel, lo, hi, c.cpl, offset);
     return;
   }
   const type = ar & 0x1f;
   if (type === SYS_CALL_GATE32 || type === SYS_CALL_GATE16) {
     checkGate(c, sel, ar);
-    const [csSel, target] = gateTarget(lo, hi, type);
-    if ((csSel & 0xfffc) === 0) fault(GP, 0);
-    const [clo, chi] = readDescriptor(c, csSel);
-    const car = descriptorAr(chi);
-    const dpl = (car >> AR_DPL_SHIFT) & 3;
-    if (!isCode(car) || (car & AR_TYPE_EC ? dpl > c.cpl : dpl !== c.cpl)) fault(GP, csSel & 0xfffc);
-    if (!(car & AR_P)) fault(NP, csSel & 0xfffc);
-    if (target > descriptorLimit(clo, chi)) fault(GP, 0);
-    loadCs(c, csSel, clo, chi, c.cpl, target);
+    // JMP through a call gate never changes privilege (SDM Vol. 3A, 5.8.4).
+    const g = gateDestination(c, lo, hi, type, (dpl, conforming) =>
+      conforming ? dpl <= c.cpl : dpl === c.cpl,
+    );
+    loadCs(c, g.sel, g.lo, g.hi, c.cpl, g.offset);
     return;
   }
   if (type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) {
@@ -204,10 +210,38 @@ function farJump(c: Cpu, i: Instr, sel: number, offset: number): void {
   fault(GP, sel & 0xfffc);
 }
 
-/** Target selector and offset of a call gate (SDM Vol. 3A, Figure 5-8). */
-function gateTarget(lo: number, hi: number, type: number): [number, number] {
-  const off = type === SYS_CALL_GATE32 ? ((hi & 0xffff0000) | (lo & 0xffff)) >>> 0 : lo & 0xffff;
-  return [lo >>> 16, off];
+interface GateDestination {
+  sel: number;
+  offset: number;
+  lo: number;
+  hi: number;
+  dpl: number;
+  conforming: boolean;
+}
+
+/**
+ * The code segment a call gate leads to (SDM Vol. 3A, 5.8.4, Figure 5-8), checked: a
+ * present code segment that `allowed(dpl, conforming)` accepts, with the gate's offset
+ * inside its limit.
+ */
+function gateDestination(
+  c: Cpu,
+  lo: number,
+  hi: number,
+  type: number,
+  allowed: (dpl: number, conforming: boolean) => boolean,
+): GateDestination {
+  const sel = lo >>> 16;
+  const offset = type === SYS_CALL_GATE32 ? ((hi & 0xffff0000) | (lo & 0xffff)) >>> 0 : lo & 0xffff;
+  if ((sel & 0xfffc) === 0) fault(GP, 0);
+  const [clo, chi] = readDescriptor(c, sel);
+  const car = descriptorAr(chi);
+  const dpl = (car >> AR_DPL_SHIFT) & 3;
+  const conforming = (car & AR_TYPE_EC) !== 0;
+  if (!isCode(car) || !allowed(dpl, conforming)) fault(GP, sel & 0xfffc);
+  if (!(car & AR_P)) fault(NP, sel & 0xfffc);
+  if (offset > descriptorLimit(clo, chi)) fault(GP, 0);
+  return { sel, offset, lo: clo, hi: chi, dpl, conforming };
 }
 
 function farCall(c: Cpu, i: Instr, sel: number, offset: number): void {
@@ -220,12 +254,9 @@ function farCall(c: Cpu, i: Instr, sel: number, offset: number): void {
     c.nextEip = offset >>> 0;
     return;
   }
-  if ((sel & 0xfffc) === 0) fault(GP, 0);
-  const [lo, hi] = readDescriptor(c, sel);
-  const ar = descriptorAr(hi);
+  const [lo, hi, ar] = farDescriptor(c, sel);
   if (isCode(ar)) {
-    checkDirectCode(c, sel, ar);
-    if (offset >>> 0 > descriptorLimit(lo, hi)) fault(GP, 0);
+    checkDirectCode(c, sel, ar, offset, lo, hi);
     stackAddr(c, -2 * (i.osize >> 3), 2 * (i.osize >> 3), true);
     push(c, i.osize, c.segs[CS].selector);
     push(c, i.osize, c.nextEip);
@@ -245,18 +276,12 @@ function farCall(c: Cpu, i: Instr, sel: number, offset: number): void {
 
 /** CALL through a call gate, switching stacks when it enters a more privileged level. */
 function callGate(c: Cpu, lo: number, hi: number, type: number): void {
-  const [csSel, target] = gateTarget(lo, hi, type);
+  const g = gateDestination(c, lo, hi, type, (dpl) => dpl <= c.cpl);
+  const { sel: csSel, offset: target, lo: clo, hi: chi, dpl } = g;
   const size = type === SYS_CALL_GATE32 ? 4 : 2;
-  if ((csSel & 0xfffc) === 0) fault(GP, 0);
-  const [clo, chi] = readDescriptor(c, csSel);
-  const car = descriptorAr(chi);
-  const dpl = (car >> AR_DPL_SHIFT) & 3;
-  if (!isCode(car) || dpl > c.cpl) fault(GP, csSel & 0xfffc);
-  if (!(car & AR_P)) fault(NP, csSel & 0xfffc);
-  if (target > descriptorLimit(clo, chi)) fault(GP, 0);
   const retCs = c.segs[CS].selector;
   const retEip = c.nextEip;
-  if (!(car & AR_TYPE_EC) && dpl < c.cpl) {
+  if (!g.conforming && dpl < c.cpl) {
     // More privileged: new stack from the TSS, parameters copied (SDM Vol. 3A, 5.8.5).
     const count = hi & 0x1f;
     const params: number[] = [];
@@ -338,21 +363,10 @@ function returnTo(c: Cpu, i: Instr, sel: number, offset: number, frame: number, 
   // Return to an outer privilege level.
   const newEsp = peek(c, frame + imm, i.osize);
   const ssSel = peek(c, frame + imm + size, 16);
-  if ((ssSel & 0xfffc) === 0) fault(GP, 0);
-  const [slo, shi] = readDescriptor(c, ssSel);
-  const sar = descriptorAr(shi);
-  if (
-    (ssSel & 3) !== rpl ||
-    ((sar >> AR_DPL_SHIFT) & 3) !== rpl ||
-    (sar & (AR_S | AR_TYPE_CODE | AR_TYPE_RW)) !== (AR_S | AR_TYPE_RW)
-  ) {
-    fault(GP, ssSel & 0xfffc);
-  }
-  if (!(sar & AR_P)) fault(SS_VEC, ssSel & 0xfffc);
+  const [slo, shi] = checkStackSegment(c, ssSel, rpl, GP);
   if (offset > descriptorLimit(lo, hi)) fault(GP, 0);
   loadCs(c, sel, lo, hi, rpl, offset);
-  markAccessed(c, ssSel, shi);
-  loadFromDescriptor(c.segs[SS], ssSel, slo, shi);
+  commitSegment(c, c.segs[SS], ssSel, slo, shi);
   setSp(c, (i.osize === 16 ? newEsp & 0xffff : newEsp) + imm);
   nullInaccessibleSegments(c);
 }
