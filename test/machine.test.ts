@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { INFO_ADDR } from "../src/boot/multiboot.js";
-import type { CpuHost, Engine, MultibootEntry, Vcpu, VcpuExit } from "../src/engine/engine.js";
+import {
+  ActivityState,
+  type CpuHost,
+  type Engine,
+  type InterruptLines,
+  type MultibootEntry,
+  type Vcpu,
+  type VcpuExit,
+} from "../src/engine/engine.js";
 import { UserError } from "../src/errors.js";
 import { Machine, type MachineConfig, type OutputSink } from "../src/machine/machine.js";
 import { aoutImage, pattern } from "./helpers/kernel-images.js";
@@ -41,6 +49,23 @@ class ScriptedVcpu implements Vcpu {
   }
   requestStop(): void {
     this.stopRequested = true;
+  }
+  // The interrupt inputs are recorded, not modelled: the script decides every exit.
+  activity = ActivityState.Active;
+  attachInterrupts(_lines: InterruptLines): void {
+    this.calls.push("attach");
+  }
+  kick(): void {
+    this.calls.push("kick");
+  }
+  nmi(): void {
+    this.calls.push("nmi");
+  }
+  init(): void {
+    this.calls.push("init");
+  }
+  sipi(vector: number): void {
+    this.calls.push(`sipi ${vector}`);
   }
   describeState(): string {
     return "EAX=00000000 EBX=00000000\nEIP=00100000";

@@ -4,11 +4,20 @@
  * decoder in decode.ts, page walks in mmu.ts, descriptor loads in segment.ts and event
  * delivery in interrupt.ts.
  */
-import type { CpuHost, MultibootEntry, Vcpu, VcpuExit } from "../engine/engine.js";
+import {
+  ActivityState,
+  type CpuHost,
+  type InterruptLines,
+  type MultibootEntry,
+  type Vcpu,
+  type VcpuExit,
+} from "../engine/engine.js";
 import { PageKind, type PhysicalMemory } from "../machine/memory.js";
 import type { Bus } from "../machine/bus.js";
 import {
   BLOCKING_MOV_SS,
+  BLOCKING_STI,
+  NMI,
   AC_VEC,
   AR_DB,
   AR_G,
@@ -37,7 +46,7 @@ import {
   SYS_LDT,
   SYS_TSS32_BUSY,
 } from "./arch.js";
-import { AC, Flags, TF, VM } from "./flags.js";
+import { AC, Flags, IF, TF, VM } from "./flags.js";
 import { Fault, fault } from "./fault.js";
 import { SegReg } from "./segreg.js";
 import { Instr, decode } from "./decode.js";
@@ -55,7 +64,7 @@ import {
   P_XS,
   P_XU,
 } from "./mmu.js";
-import { deliverException, TripleFault } from "./interrupt.js";
+import { deliverEvent, deliverException, EventType, TripleFault } from "./interrupt.js";
 import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
@@ -88,7 +97,10 @@ export class Cpu implements Vcpu {
   readonly msr: MsrFile;
   /** PDPTEs loaded from CR3 when PAE paging is enabled (SDM Vol. 3A, 4.4.1). */
   readonly pdpte = new Float64Array(4);
-  halted = false;
+  /** Active, HLT, shutdown or wait-for-SIPI (engine.ts, numbered as in the VMCS). */
+  activity = ActivityState.Active;
+  /** An NMI was delivered and no IRET has run since: further NMIs wait (SDM 6.7.1). */
+  nmiBlocked = false;
   /**
    * Blocking by STI and by MOV SS for the one instruction that follows them (SDM Vol. 3A,
    * 6.8.3 and Vol. 3C, 25.4.2: the guest interruptibility state).
@@ -97,6 +109,13 @@ export class Cpu implements Vcpu {
 
   // ---- implementation state ----
   instructionsRetired = 0;
+  /** Something on the interrupt inputs may need attention at the next boundary. */
+  private eventPending = false;
+  private nmiPending = false;
+  private initPending = false;
+  /** Vector of a startup IPI not yet taken, or -1. */
+  private sipiVector = -1;
+  private lines: InterruptLines | null = null;
   private stopRequested = false;
   readonly mem: PhysicalMemory;
   readonly io: Bus;
@@ -154,7 +173,13 @@ export class Cpu implements Vcpu {
     this.dr[7] = DR7_FIXED1;
     this.cpl = 0;
     this.msr.reset();
-    this.halted = false;
+    // After RESET the bootstrap processor runs; the others wait for INIT-SIPI-SIPI
+    // (SDM Vol. 3A, 10.4.1: the BIOS parks them, here they start parked).
+    this.activity = this.id === 0 ? ActivityState.Active : ActivityState.WaitForSipi;
+    this.blocking = 0;
+    this.nmiBlocked = false;
+    this.nmiPending = this.initPending = false;
+    this.sipiVector = -1;
     this.flushTlb(true);
   }
 
@@ -170,6 +195,84 @@ export class Cpu implements Vcpu {
     this.regs[EDX] = 0;
     this.eip = this.nextEip = entry.eip >>> 0;
     this.flags.load(0);
+    this.activity = ActivityState.Active;
+    this.modeChanged();
+  }
+
+  // ---------------------------------------------------------------- interrupt inputs
+
+  attachInterrupts(lines: InterruptLines): void {
+    this.lines = lines;
+    this.eventPending = true;
+  }
+
+  kick(): void {
+    this.eventPending = true;
+  }
+
+  nmi(): void {
+    this.nmiPending = this.eventPending = true;
+  }
+
+  init(): void {
+    this.initPending = this.eventPending = true;
+  }
+
+  sipi(vector: number): void {
+    this.sipiVector = vector & 0xff;
+    this.eventPending = true;
+  }
+
+  /**
+   * Takes what the interrupt inputs offer at an instruction boundary, in the priority
+   * order of SDM Vol. 3A, 6.9: INIT, then NMI, then a maskable interrupt. HLT ends when
+   * one is taken; an interrupt that cannot be taken yet (IF clear, or blocking by STI or
+   * MOV SS) keeps the check armed.
+   */
+  private takeEvents(): void {
+    this.eventPending = false;
+    if (this.initPending) {
+      this.initPending = false;
+      // INIT resets the processor; an AP then waits for a startup IPI (SDM Vol. 3A, 10.4).
+      const keep = this.msr.readTsc();
+      this.reset();
+      this.msr.writeTsc(keep);
+      this.activity = this.id === 0 ? ActivityState.Active : ActivityState.WaitForSipi;
+    }
+    if (this.sipiVector >= 0) {
+      const v = this.sipiVector;
+      this.sipiVector = -1;
+      if (this.activity === ActivityState.WaitForSipi) this.startup(v);
+    }
+    if (this.activity === ActivityState.WaitForSipi || this.activity === ActivityState.Shutdown) {
+      return;
+    }
+    if (this.nmiPending) {
+      if (!this.nmiBlocked && !(this.blocking & BLOCKING_MOV_SS)) {
+        this.nmiPending = false;
+        this.nmiBlocked = true;
+        this.activity = ActivityState.Active;
+        this.eventPending = true; // a maskable interrupt may be waiting too
+        deliverEvent(this, NMI, EventType.Nmi, -1, this.eip);
+        return;
+      }
+      this.eventPending = true;
+    }
+    if (this.lines !== null && this.lines.hasInterrupt()) {
+      if (this.flags.word & IF && !(this.blocking & (BLOCKING_STI | BLOCKING_MOV_SS))) {
+        this.activity = ActivityState.Active;
+        deliverEvent(this, this.lines.acknowledge(), EventType.External, -1, this.eip);
+      }
+      this.eventPending = true;
+    }
+  }
+
+  /** A startup IPI: real mode at vector * 4096, CS = vector << 8 (SDM Vol. 3A, 10.4.4.1). */
+  private startup(vector: number): void {
+    const cs = this.segs[CS];
+    cs.set(vector << 8, vector << 12, 0xffff, cs.ar);
+    this.eip = this.nextEip = 0;
+    this.activity = ActivityState.Active;
     this.modeChanged();
   }
 
@@ -184,8 +287,11 @@ export class Cpu implements Vcpu {
     const end = this.instructionsRetired + budget;
     while (this.instructionsRetired < end) {
       if (this.stopRequested) return { kind: "stopped" };
-      if (this.halted) return { kind: "halt", interruptsEnabled: (this.flags.word & 0x200) !== 0 };
       try {
+        if (this.eventPending) this.takeEvents();
+        if (this.activity !== ActivityState.Active) {
+          return { kind: "halt", interruptsEnabled: (this.flags.word & IF) !== 0 };
+        }
         this.runBlock(end);
       } catch (e) {
         if (!(e instanceof Fault)) throw e;
@@ -200,10 +306,21 @@ export class Cpu implements Vcpu {
     return this.stopRequested ? { kind: "stopped" } : { kind: "budget" };
   }
 
-  /** Executes instructions until `end` retired, a stop request, HLT or a fault (thrown). */
+  /**
+   * Executes instructions until `end` retired, a stop request, HLT or a fault (thrown),
+   * taking interrupts at instruction boundaries.
+   */
   private runBlock(end: number): void {
     const cs = this.segs[CS];
-    while (this.instructionsRetired < end && !this.stopRequested && !this.halted) {
+    while (
+      this.instructionsRetired < end &&
+      !this.stopRequested &&
+      this.activity === ActivityState.Active
+    ) {
+      if (this.eventPending) {
+        this.takeEvents();
+        if (this.activity !== ActivityState.Active) return;
+      }
       const tf = this.flags.word & TF;
       const i = this.fetchDecoded(cs);
       this.blocking = 0;

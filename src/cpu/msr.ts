@@ -32,6 +32,8 @@ export const IA32_SYSENTER_ESP = 0x175;
 export const IA32_SYSENTER_EIP = 0x176;
 export const IA32_EFER = 0xc0000080;
 export const IA32_TSC_AUX = 0xc0000103;
+/** IA32_APIC_BASE bit 8: this processor is the bootstrap processor. */
+export const APIC_BASE_BSP = 1 << 8;
 
 const ALL: Msr64 = [0xffffffff, 0xffffffff];
 const NONE: Msr64 = [0, 0];
@@ -122,6 +124,8 @@ export class MsrFile {
 
   reset(): void {
     for (const d of TABLE) this.values.set(d.index >>> 0, [d.reset[0] >>> 0, d.reset[1] >>> 0]);
+    // Only the bootstrap processor has IA32_APIC_BASE.BSP set (SDM Vol. 3A, 11.4.4).
+    if (this.cpu.id !== 0) this.values.get(IA32_APIC_BASE)![0] &= ~APIC_BASE_BSP;
     this.efer = 0;
     this.tscOffset = -this.cpu.instructionsRetired;
   }

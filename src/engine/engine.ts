@@ -30,8 +30,42 @@ export type VcpuExit =
   /** A triple fault: the processor shut down (SDM Vol. 3A, 6.15, #DF "Interrupt 8"). */
   | { kind: "triple-fault"; chain: string };
 
+/**
+ * The interrupt inputs of a vCPU: what its local APIC (or, without one, the 8259 PIC on
+ * LINT0) offers at instruction boundaries (SDM Vol. 3A, 6.3 and chapter 11).
+ */
+export interface InterruptLines {
+  /** INTR: a maskable interrupt is ready to be accepted (priority already decided). */
+  hasInterrupt(): boolean;
+  /** The interrupt-acknowledge cycle: returns the vector and puts it in service. */
+  acknowledge(): number;
+}
+
+/** Activity states, numbered as in the VMCS guest activity-state field (SDM 25.4.2). */
+export const enum ActivityState {
+  Active = 0,
+  Hlt = 1,
+  Shutdown = 2,
+  WaitForSipi = 3,
+}
+
 export interface Vcpu {
   readonly id: number;
+  /** Whether the vCPU executes, sleeps in HLT or waits for a startup IPI. */
+  readonly activity: ActivityState;
+  /** Connects the interrupt inputs (once, when the machine is built). */
+  attachInterrupts(lines: InterruptLines): void;
+  /**
+   * Tells the vCPU its inputs changed (an interrupt became pending): it looks at them at
+   * the next instruction boundary and leaves HLT if the interrupt can be taken.
+   */
+  kick(): void;
+  /** An NMI arrives (edge-triggered; blocked while an NMI handler runs, until IRET). */
+  nmi(): void;
+  /** An INIT signal (SDM Vol. 3A, 10.4): the vCPU resets and waits for a startup IPI. */
+  init(): void;
+  /** A startup IPI: a vCPU waiting for SIPI starts in real mode at `vector` << 12. */
+  sipi(vector: number): void;
   /** Retired-instruction count since creation. */
   readonly instructionsRetired: number;
   /** Power-on state (SDM Vol. 3A, 10.1.1), as after RESET. */

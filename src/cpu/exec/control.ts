@@ -400,6 +400,8 @@ export const int1: Handler = (c) =>
 
 /** IRET/IRETD (CF) (SDM Vol. 2, IRET). */
 export const iret: Handler = (c, i) => {
+  // IRET ends NMI blocking even when it faults (SDM Vol. 3A, 6.7.1).
+  c.nmiBlocked = false;
   const size = i.osize >> 3;
   const iopl = (c.flags.word & IOPL) >> IOPL_SHIFT;
   if (!c.protectedMode || c.v86) {

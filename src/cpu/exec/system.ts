@@ -63,6 +63,7 @@ import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP, IA32_TSC_AUX } 
 import { descriptorAr, descriptorBase, descriptorLimit } from "../segreg.js";
 import { readDescriptor } from "../segment.js";
 import type { Cpu } from "../cpu.js";
+import { ActivityState } from "../../engine/engine.js";
 import type { Handler } from "../opcodes.js";
 import { ea, getReg, readE, setReg, writeE } from "./operands.js";
 import { segAddr } from "../segment.js";
@@ -79,7 +80,7 @@ function requireProtected(c: Cpu): void {
 
 export const hlt: Handler = (c) => {
   requireCpl0(c);
-  c.halted = true;
+  c.activity = ActivityState.Hlt;
 };
 
 function iopl(c: Cpu): number {
