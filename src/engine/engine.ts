@@ -72,8 +72,12 @@ export interface Vcpu {
   reset(): void;
   /** Puts the vCPU in the multiboot entry state: flat 32-bit protected mode, paging off. */
   setMultibootEntry(entry: MultibootEntry): void;
-  /** Runs at most `budget` instructions. */
-  run(budget: number): VcpuExit;
+  /**
+   * Runs at most `budget` instructions (an engine that cannot count them, such as KVM,
+   * treats it as a slice of similar length). An engine whose vCPUs run elsewhere, such
+   * as on a worker thread, may answer with a promise.
+   */
+  run(budget: number): VcpuExit | Promise<VcpuExit>;
   /** Makes a running run() return { kind: "stopped" } after the current instruction. */
   requestStop(): void;
   /** A multi-line dump of the architectural registers, for error reports. */

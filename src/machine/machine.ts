@@ -124,7 +124,7 @@ export class Machine {
         : setTimeout(() => this.stop({ kind: "timeout", seconds }), seconds * 1000);
     try {
       while (this.stopResult === null) {
-        const action = this.handleExit(this.vcpu.run(SLICE_INSTRUCTIONS));
+        const action = this.handleExit(await this.vcpu.run(SLICE_INSTRUCTIONS));
         this.afterSlice();
         if (action.kind === "end") return action.result;
         if (action.kind === "sleep") await this.sleep();
