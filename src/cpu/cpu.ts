@@ -138,7 +138,7 @@ export class Cpu implements Vcpu {
   private fetchPhys = 0;
 
   constructor(
-    host: CpuHost,
+    readonly host: CpuHost,
     readonly id: number,
   ) {
     this.mem = host.mem;

@@ -14,12 +14,16 @@ const FEAT_TSC = 1 << 4; // RDTSC, CR4.TSD
 const FEAT_MSR = 1 << 5; // RDMSR/WRMSR (msr.ts)
 const FEAT_PAE = 1 << 6; // PAE paging (mmu.ts)
 const FEAT_CX8 = 1 << 8; // CMPXCHG8B
+const FEAT_APIC = 1 << 9; // an on-chip local APIC (when the machine has one)
 const FEAT_SEP = 1 << 11; // SYSENTER/SYSEXIT
 const FEAT_MTRR = 1 << 12; // MTRR MSRs
 const FEAT_PGE = 1 << 13; // global pages
 const FEAT_CMOV = 1 << 15; // CMOVcc
 const FEAT_PAT = 1 << 16; // IA32_PAT
 const FEAT_PSE36 = 1 << 17; // 4 MiB pages above 4 GiB
+// CPUID.1:ECX bits.
+const FEAT2_X2APIC = 1 << 21; // x2APIC mode through IA32_APIC_BASE and MSRs 0x800+
+const FEAT2_TSC_DEADLINE = 1 << 24; // the LAPIC timer's TSC-deadline mode
 // CPUID.80000001H:EDX bits.
 const EXT_NX = 1 << 20; // execute-disable (EFER.NXE)
 const EXT_RDTSCP = 1 << 27; // RDTSCP and IA32_TSC_AUX

@@ -108,6 +108,15 @@ const TABLE: MsrDef[] = [
 
 const BY_INDEX = new Map(TABLE.map((d) => [d.index >>> 0, d]));
 
+/** x2APIC registers (SDM Vol. 3A, Table 11-6) and IA32_TSC_DEADLINE: the local APIC's. */
+export const X2APIC_MSR_FIRST = 0x800;
+export const X2APIC_MSR_LAST = 0x8ff;
+export const IA32_TSC_DEADLINE = 0x6e0;
+function isApicMsr(index: number): boolean {
+  index >>>= 0;
+  return (index >= X2APIC_MSR_FIRST && index <= X2APIC_MSR_LAST) || index === IA32_TSC_DEADLINE;
+}
+
 /** Name of MSR `index`, for traces. */
 export function msrName(index: number): string {
   return BY_INDEX.get(index >>> 0)?.name ?? `MSR 0x${(index >>> 0).toString(16)}`;
@@ -127,23 +136,32 @@ export class MsrFile {
     // Only the bootstrap processor has IA32_APIC_BASE.BSP set (SDM Vol. 3A, 11.4.4).
     if (this.cpu.id !== 0) this.values.get(IA32_APIC_BASE)![0] &= ~APIC_BASE_BSP;
     this.efer = 0;
-    this.tscOffset = -this.cpu.instructionsRetired;
+    this.tscOffset = -this.now();
+  }
+
+  /** Virtual time in TSC ticks: the machine's clock, or this vCPU's retired instructions. */
+  private now(): number {
+    const clock = this.cpu.host.tsc;
+    return clock ? clock() : this.cpu.instructionsRetired;
   }
 
   /** The TSC as a double (exact below 2^53). */
   tsc(): number {
-    return this.cpu.instructionsRetired + this.tscOffset;
+    return this.now() + this.tscOffset;
   }
   readTsc(): Msr64 {
     const t = this.tsc();
     return [(t % 0x100000000) >>> 0, Math.floor(t / 0x100000000) >>> 0];
   }
   writeTsc(v: Msr64): void {
-    this.tscOffset = v[1] * 0x100000000 + v[0] - this.cpu.instructionsRetired;
+    this.tscOffset = v[1] * 0x100000000 + v[0] - this.now();
   }
 
   /** RDMSR (SDM Vol. 2): #GP(0) for an index that does not exist. */
   read(index: number): Msr64 {
+    if (isApicMsr(index) && this.cpu.host.apic) {
+      return this.cpu.host.apic.readMsr(index >>> 0) ?? fault(GP, 0);
+    }
     const d = BY_INDEX.get(index >>> 0);
     if (d === undefined) fault(GP, 0);
     return d.read ? d.read(this.cpu) : (this.values.get(d.index >>> 0) as Msr64);
@@ -151,6 +169,10 @@ export class MsrFile {
 
   /** WRMSR (SDM Vol. 2): #GP(0) for an unknown index or a reserved bit set. */
   write(index: number, lo: number, hi: number): void {
+    if (isApicMsr(index) && this.cpu.host.apic) {
+      if (!this.cpu.host.apic.writeMsr(index >>> 0, lo >>> 0, hi >>> 0)) fault(GP, 0);
+      return;
+    }
     const d = BY_INDEX.get(index >>> 0);
     if (d === undefined) fault(GP, 0);
     const old = this.read(index);
@@ -165,5 +187,6 @@ export class MsrFile {
     ];
     if (d.write) d.write(this.cpu, v);
     else this.values.set(d.index >>> 0, v);
+    if (index === IA32_APIC_BASE) this.cpu.host.apic?.setApicBase(v[0], v[1]);
   }
 }

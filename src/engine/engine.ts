@@ -6,10 +6,34 @@
 import type { Bus } from "../machine/bus.js";
 import type { PhysicalMemory } from "../machine/memory.js";
 
-/** The machine side a vCPU talks to: guest-physical memory and the port-I/O bus. */
+/**
+ * The machine side a vCPU talks to: guest-physical memory, the port-I/O bus and, when the
+ * machine has them, the vCPU's local APIC and the machine's virtual clock.
+ */
 export interface CpuHost {
   readonly mem: PhysicalMemory;
   readonly io: Bus;
+  /** This vCPU's local APIC, for the registers the processor reaches through MSRs. */
+  readonly apic?: LocalApicPort;
+  /**
+   * The machine-wide virtual time in TSC ticks (design.md, decision 5). Without it a vCPU
+   * counts its own retired instructions.
+   */
+  readonly tsc?: () => number;
+}
+
+/**
+ * The local APIC as its own processor reaches it through MSRs (SDM Vol. 3A, 11.4.4 and
+ * 11.12): the APIC base, the x2APIC registers (0x800-0x8FF) and IA32_TSC_DEADLINE (0x6E0).
+ * Its xAPIC MMIO page is a device on the MMIO bus.
+ */
+export interface LocalApicPort {
+  /** IA32_APIC_BASE after a write the CPU accepted: base, global enable, x2APIC mode. */
+  setApicBase(lo: number, hi: number): void;
+  /** Reads an x2APIC or TSC-deadline MSR; undefined when the access must raise #GP(0). */
+  readMsr(index: number): [number, number] | undefined;
+  /** Writes one; false when the access must raise #GP(0). */
+  writeMsr(index: number, lo: number, hi: number): boolean;
 }
 
 /** Register state at a multiboot kernel's entry (Multiboot Specification 0.6.96, 3.2). */
