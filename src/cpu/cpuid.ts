@@ -51,24 +51,18 @@ const VENDOR = str("GenuineIntel", 3); // EBX, EDX, ECX order: "Genu" "ineI" "nt
 
 const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
   0x0: () => [MAX_BASIC, VENDOR[0], VENDOR[2], VENDOR[1]],
-  0x1: (c) => [
-    CPUID_SIGNATURE,
-    // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
-    ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
-    0,
-    FEAT_DE |
-      FEAT_PSE |
-      FEAT_TSC |
-      FEAT_MSR |
-      FEAT_PAE |
-      FEAT_CX8 |
-      FEAT_SEP |
-      FEAT_MTRR |
-      FEAT_PGE |
-      FEAT_CMOV |
-      FEAT_PAT |
-      FEAT_PSE36,
-  ],
+  0x1: (c) => {
+    const apic = c.host.apic !== undefined;
+    const edx =
+      FEAT_DE | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_PAE | FEAT_CX8 | FEAT_SEP | FEAT_MTRR;
+    return [
+      CPUID_SIGNATURE,
+      // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
+      ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
+      apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0,
+      (edx | FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36 | (apic ? FEAT_APIC : 0)) >>> 0,
+    ];
+  },
   // Leaf 2: one iteration, no cache descriptors.
   0x2: () => [1, 0, 0, 0],
   0x80000000: () => [MAX_EXTENDED, 0, 0, 0],
