@@ -69,6 +69,16 @@ import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
 
+/**
+ * The page number of a linear address. Linear addresses are numbers of two forms: in
+ * legacy modes a 32-bit value that may be stored as a negative int32, and in IA-32e mode a
+ * canonical address folded to its 48 significant bits, [0, 2^48). Both give the same page
+ * for the same address below 4 GiB.
+ */
+export function linearPage(lin: number): number {
+  return lin < 0x100000000 ? lin >>> 12 : Math.floor(lin / 4096);
+}
+
 export class Cpu implements Vcpu {
   // ---- architectural state ----
   /** General-purpose registers, low 32 bits (EAX..EDI). */
@@ -124,8 +134,11 @@ export class Cpu implements Vcpu {
   /** Decoded instructions by physical address, shared by the machine's vCPUs. */
   readonly code: CodeCache;
 
-  /** Software TLB: linear page number tag, physical page base, permission bits (mmu.ts). */
-  readonly tlbTag = new Int32Array(TLB_SIZE).fill(-1);
+  /**
+   * Software TLB: linear page number tag, physical page base, permission bits (mmu.ts).
+   * Tags are doubles: IA-32e linear pages need 36 bits (see linearPage).
+   */
+  readonly tlbTag = new Float64Array(TLB_SIZE).fill(-1);
   readonly tlbPhys = new Float64Array(TLB_SIZE);
   readonly tlbPerm = new Int32Array(TLB_SIZE);
   /** TLB permission bit each kind of access needs at the current CPL (P_NEVER forces checks). */
@@ -340,8 +353,9 @@ export class Cpu implements Vcpu {
   private fetchDecoded(cs: SegReg): Instr {
     const eip = this.eip;
     const lin = (cs.base + eip) | 0;
-    if (lin >>> 12 !== this.fetchPage) this.fetchByte(eip); // translate, check the page
-    if (this.fetchPage === lin >>> 12) {
+    const page = linearPage(lin);
+    if (page !== this.fetchPage) this.fetchByte(eip); // translate, check the page
+    if (this.fetchPage === page) {
       const phys = this.fetchPhys + (lin & 0xfff);
       const hit = this.code.lookup(phys);
       if (hit !== undefined && hit.big === cs.big && (eip + hit.len - 1) >>> 0 <= cs.limit) {
@@ -405,28 +419,21 @@ export class Cpu implements Vcpu {
 
   /** INVLPG: drops the translation of one linear page. */
   flushTlbPage(lin: number): void {
-    const page = lin >>> 12;
+    const page = linearPage(lin);
     const i = page & (TLB_SIZE - 1);
     if (this.tlbTag[i] === page) this.tlbTag[i] = -1;
-    // Large pages are cached as their 4 KiB pieces: drop every piece of this page's frame.
     this.fetchPage = -1;
-    this.tlbDropLarge(page);
-  }
-
-  private tlbDropLarge(page: number): void {
-    // A 2 or 4 MiB page is at most 1024 pieces; INVLPG is rare enough to scan them.
-    const first = page & ~0x3ff;
-    for (let p = first; p < first + 0x400; p++) {
-      const i = p & (TLB_SIZE - 1);
-      if (this.tlbTag[i] === p && this.tlbPerm[i] & P_LARGE) this.tlbTag[i] = -1;
-    }
+    // Large pages are cached as 4 KiB pieces, up to 2^18 of them for a 1 GiB page: drop
+    // every large-page piece rather than work out which belong to this page (INVLPG may
+    // invalidate more than it must, SDM Vol. 3A, 4.10.4.1).
+    for (let k = 0; k < TLB_SIZE; k++) if (this.tlbPerm[k] & P_LARGE) this.tlbTag[k] = -1;
   }
 
   // ---------------------------------------------------------------- memory: linear
 
   /** Reads `size` bytes at linear address `lin` with the current CPL's permissions. */
   rd(lin: number, size: 1 | 2 | 4): number {
-    const page = lin >>> 12;
+    const page = linearPage(lin);
     const i = page & (TLB_SIZE - 1);
     if (this.tlbTag[i] === page && (this.tlbPerm[i] & this.needRead) !== 0) {
       const off = lin & 0xfff;
@@ -447,7 +454,7 @@ export class Cpu implements Vcpu {
 
   /** Writes `size` bytes at linear address `lin` with the current CPL's permissions. */
   wr(lin: number, size: 1 | 2 | 4, v: number): void {
-    const page = lin >>> 12;
+    const page = linearPage(lin);
     const i = page & (TLB_SIZE - 1);
     if (this.tlbTag[i] === page && (this.tlbPerm[i] & this.needWrite) !== 0) {
       const off = lin & 0xfff;
@@ -466,7 +473,7 @@ export class Cpu implements Vcpu {
 
   /** Reads for a read-modify-write: the access is checked as a write (SDM Vol. 3A, 4.6). */
   rdw(lin: number, size: 1 | 2 | 4): number {
-    const page = lin >>> 12;
+    const page = linearPage(lin);
     const i = page & (TLB_SIZE - 1);
     if (
       this.tlbTag[i] !== page ||
@@ -539,7 +546,7 @@ export class Cpu implements Vcpu {
   /** Fetches the instruction byte at CS:offset (offset already limit-checked by decode). */
   fetchByte(offset: number): number {
     const lin = (this.segs[CS].base + offset) | 0;
-    const page = lin >>> 12;
+    const page = linearPage(lin);
     if (page === this.fetchPage) return this.ram[this.fetchPhys + (lin & 0xfff)];
     const user = this.cpl === 3 ? PFEC_U : 0;
     const p = translate(this, lin, user | PFEC_I);

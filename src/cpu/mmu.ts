@@ -27,7 +27,7 @@ import {
 } from "./arch.js";
 import { Fault, fault } from "./fault.js";
 import { PageKind } from "../machine/memory.js";
-import type { Cpu } from "./cpu.js";
+import { linearPage, type Cpu } from "./cpu.js";
 
 export const TLB_SIZE = 4096;
 // TLB permission bits: which accesses the cached translation allows without a walk.
@@ -62,7 +62,7 @@ export class PageFault extends Fault {
  * address.
  */
 export function translate(cpu: Cpu, lin: number, access: number): number {
-  const page = lin >>> 12;
+  const page = linearPage(lin);
   const off = lin & 0xfff;
   let phys: number; // physical base of the 4 KiB frame
   let perm: number;
