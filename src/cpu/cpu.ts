@@ -104,6 +104,11 @@ export class Cpu implements Vcpu {
   readonly dr = new Int32Array(8);
   /** Current privilege level, kept equal to CS.RPL/SS.DPL by the code that changes them. */
   cpl = 0;
+  /**
+   * 64-bit mode: IA-32e mode active with a 64-bit code segment (CS.L). Always false until
+   * IA-32e mode is implemented (EFER.LME cannot be set yet); the decoder already handles it.
+   */
+  mode64 = false;
   readonly msr: MsrFile;
   /** PDPTEs loaded from CR3 when PAE paging is enabled (SDM Vol. 3A, 4.4.1). */
   readonly pdpte = new Float64Array(4);
@@ -358,7 +363,12 @@ export class Cpu implements Vcpu {
     if (this.fetchPage === page) {
       const phys = this.fetchPhys + (lin & 0xfff);
       const hit = this.code.lookup(phys);
-      if (hit !== undefined && hit.big === cs.big && (eip + hit.len - 1) >>> 0 <= cs.limit) {
+      if (
+        hit !== undefined &&
+        hit.big === cs.big &&
+        hit.mode64 === this.mode64 &&
+        (eip + hit.len - 1) >>> 0 <= cs.limit
+      ) {
         this.nextEip = cs.big ? (eip + hit.len) >>> 0 : (eip + hit.len) & 0xffff;
         return hit;
       }

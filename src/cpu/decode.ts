@@ -14,9 +14,10 @@ const enum Imm {
   Byte, // Ib, Jb
   ByteSigned, // Ibs: sign-extended to the operand size
   Word, // Iw
-  Z, // Iz, Jz, Iv: 2 or 4 bytes by operand size
+  Z, // Iz, Jz: 2 or 4 bytes by operand size (4, sign-extended, for 64-bit operands)
+  V, // Iv: 2, 4 or 8 bytes by operand size (8 only for MOV r64, imm64)
   FarPtr, // Ap: offset (2 or 4 bytes) then a 16-bit selector
-  Moffs, // Ob, Ov: an offset of the address size
+  Moffs, // Ob, Ov: an offset of the address size (8 bytes in 64-bit mode)
   WordByte, // ENTER Iw, Ib
 }
 
@@ -70,6 +71,15 @@ export class Instr {
   disp = 0;
   imm = 0;
   imm2 = 0;
+  /** High dwords of a 64-bit immediate (MOV r64, imm64) and of a 64-bit moffs. */
+  immHi = 0;
+  dispHi = 0;
+  /** The REX prefix (0x40-0x4F) in 64-bit mode, or 0. Any REX makes byte registers 4-7 SPL-DIL. */
+  rex = 0;
+  /** The memory operand is RIP-relative: disp is added to the next instruction's RIP. */
+  ripRel = false;
+  /** Decoded in 64-bit mode. */
+  mode64 = false;
   /** Length in bytes (while decoding: bytes fetched so far). */
   len = 0;
   /** The code-segment size (CS.D) it was decoded for. */
@@ -99,7 +109,8 @@ function immKind(operands: string): Imm {
   if (/\b(Ibs)\b/.test(operands)) return Imm.ByteSigned;
   if (/\b(Ib|Jb)\b/.test(operands)) return Imm.Byte;
   if (/\bIw\b/.test(operands)) return Imm.Word;
-  if (/\b(Iz|Jz|Iv)\b/.test(operands)) return Imm.Z;
+  if (/\bIv\b/.test(operands)) return Imm.V;
+  if (/\b(Iz|Jz)\b/.test(operands)) return Imm.Z;
   if (/\bAp\b/.test(operands)) return Imm.FarPtr;
   if (/\bO[bv]\b/.test(operands)) return Imm.Moffs;
   return Imm.None;
@@ -109,8 +120,13 @@ function needsModrm(d: OpDef): boolean {
   return d.reg !== undefined || d.mod3 !== undefined || /\b([EGMSRCD][a-z]*)\b/.test(d.o);
 }
 
-/** The 512 slots: 0x00-0xFF one-byte opcodes, 0x100-0x1FF the 0F two-byte map. */
-export const SLOTS: Slot[] = buildSlots(OPCODES);
+/**
+ * The 512 slots (0x00-0xFF one-byte opcodes, 0x100-0x1FF the 0F map) for legacy and
+ * compatibility mode, and for 64-bit mode: rows marked i64 are invalid in 64-bit mode, rows
+ * marked o64 exist only there (SDM Vol. 2, Appendix A.2.5).
+ */
+export const SLOTS: Slot[] = buildSlots(OPCODES.filter((d) => d.mode64 !== "o64"));
+export const SLOTS64: Slot[] = buildSlots(OPCODES.filter((d) => d.mode64 !== "i64"));
 
 function buildSlots(defs: readonly OpDef[]): Slot[] {
   const slots: Slot[] = Array.from({ length: 512 }, () => ({
@@ -158,127 +174,81 @@ function buildSlots(defs: readonly OpDef[]): Slot[] {
  */
 export function decode(cpu: Cpu, i: Instr): void {
   const start = cpu.eip;
-  const big = cpu.segs[CS].big;
+  const long = cpu.mode64;
+  const big = long || cpu.segs[CS].big;
   i.start = start;
   i.big = big;
+  i.mode64 = long;
   i.len = 0;
-  i.csLimit = cpu.segs[CS].limit;
+  i.csLimit = long ? 0xffffffff : cpu.segs[CS].limit;
   const next = nextByte;
 
-  // Legacy prefixes (SDM Vol. 2, 2.1.1), in any order.
-  let osize = big ? 32 : 16;
-  let asize = osize;
+  // Legacy prefixes (SDM Vol. 2, 2.1.1), in any order, then in 64-bit mode a REX prefix,
+  // which counts only when it comes last (2.2.1).
+  let opsizePrefix = false;
+  let adsizePrefix = false;
   let segOverride = -1;
   let rep = 0;
   let lock = false;
+  let rex = 0;
   let b: number;
   for (;;) {
     b = next(cpu, i);
-    switch (b) {
-      case 0x26:
-        segOverride = 0;
-        continue; // ES
-      case 0x2e:
-        segOverride = 1;
-        continue; // CS
-      case 0x36:
-        segOverride = 2;
-        continue; // SS
-      case 0x3e:
-        segOverride = 3;
-        continue; // DS
-      case 0x64:
-        segOverride = 4;
-        continue; // FS
-      case 0x65:
-        segOverride = 5;
-        continue; // GS
-      case 0x66:
-        osize = big ? 16 : 32;
-        continue;
-      case 0x67:
-        asize = big ? 16 : 32;
-        continue;
-      case 0xf0:
-        lock = true;
-        continue;
-      case 0xf2:
-        rep = 0xf2;
-        continue;
-      case 0xf3:
-        rep = 0xf3;
-        continue;
+    if (long && (b & 0xf0) === 0x40) {
+      rex = b;
+      continue;
     }
-    break;
+    if (b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e) {
+      segOverride = (b >> 3) & 3; // ES, CS, SS, DS
+    } else if (b === 0x64 || b === 0x65) {
+      segOverride = b - 0x60; // FS, GS
+    } else if (b === 0x66) opsizePrefix = true;
+    else if (b === 0x67) adsizePrefix = true;
+    else if (b === 0xf0) lock = true;
+    else if (b === 0xf2 || b === 0xf3) rep = b;
+    else break;
+    rex = 0;
   }
   let opcode = b;
   if (b === 0x0f) opcode = 0x100 | next(cpu, i);
-  const slot = SLOTS[opcode];
+  const slot = (long ? SLOTS64 : SLOTS)[opcode];
+  const rexR = (rex & 4) << 1;
+  const rexX = (rex & 2) << 2;
+  const rexB = (rex & 1) << 3;
+
+  let osize: number;
+  let asize: number;
+  if (long) {
+    osize = rex & 8 ? 64 : opsizePrefix ? 16 : 32;
+    asize = adsizePrefix ? 32 : 64;
+  } else {
+    osize = big !== opsizePrefix ? 32 : 16;
+    asize = big !== adsizePrefix ? 32 : 16;
+  }
 
   i.opcode = opcode;
-  i.osize = osize;
   i.asize = asize;
   i.segOverride = segOverride;
   i.rep = rep;
   i.lock = lock;
+  i.rex = rex;
+  i.ripRel = false;
 
   let entry: Entry | undefined;
   if (slot.modrm) {
     const modrm = next(cpu, i);
     const mod = modrm >> 6;
-    const reg = (modrm >> 3) & 7;
     const rm = modrm & 7;
+    entry = slot.forms![(mod === 3 ? 64 : 0) | (modrm & 0x38) | rm];
     i.mod = mod;
-    i.reg = reg;
-    i.rm = rm;
-    entry = slot.forms![(mod === 3 ? 64 : 0) | (reg << 3) | rm];
+    i.reg = ((modrm >> 3) & 7) | rexR;
+    i.rm = rm | rexB;
     if (entry?.regOnly) i.mod = 3;
-    else if (mod !== 3) {
-      let seg = DS;
-      let base = -1;
-      let index = -1;
-      let scale = 0;
-      let disp = 0;
-      if (asize === 32) {
-        base = rm;
-        if (rm === 4) {
-          const sib = next(cpu, i);
-          scale = sib >> 6;
-          index = (sib >> 3) & 7;
-          if (index === ESP) index = -1;
-          base = sib & 7;
-          if (base === EBP && mod === 0) {
-            base = -1;
-            disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
-          }
-        } else if (rm === 5 && mod === 0) {
-          base = -1;
-          disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
-        }
-        if (mod === 1) disp = (next(cpu, i) << 24) >> 24;
-        else if (mod === 2)
-          disp = next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
-        if (base === ESP || base === EBP) seg = SS;
-      } else {
-        // 16-bit forms (SDM Vol. 2, Table 2-1).
-        base = BASE16[rm];
-        index = INDEX16[rm];
-        if (mod === 0 && rm === 6) {
-          base = -1;
-          disp = next(cpu, i) | (next(cpu, i) << 8);
-        } else if (mod === 1) disp = (next(cpu, i) << 24) >> 24;
-        else if (mod === 2) disp = ((next(cpu, i) | (next(cpu, i) << 8)) << 16) >> 16;
-        if (base === EBP) seg = SS;
-      }
-      i.base = base;
-      i.index = index;
-      i.scale = scale;
-      i.disp = disp;
-      i.seg = segOverride >= 0 ? segOverride : seg;
-    }
+    else if (mod !== 3) decodeMemory(cpu, i, mod, rm, rexX, rexB, segOverride);
   } else {
     entry = slot.entry;
     i.mod = 3;
+    i.rm = (opcode & 7) | rexB; // the register in the opcode's low bits (50+r, B8+r, ...)
     i.seg = segOverride >= 0 ? segOverride : DS;
   }
   if (entry === undefined) entry = UNDEFINED;
@@ -287,6 +257,12 @@ export function decode(cpu: Cpu, i: Instr): void {
   if (lock && (!entry.lock || i.mod === 3)) fault(6);
   i.entry = entry;
   i.exec = entry.exec;
+  // 64-bit mode: near branches always use 64-bit operands (f64); stack operations default
+  // to them (d64) but take 16 with 0x66 (SDM Vol. 2, Appendix A.2.5).
+  if (long && entry.size64 !== undefined) {
+    osize = entry.size64 === "f64" || !opsizePrefix ? 64 : 16;
+  }
+  i.osize = osize;
 
   switch (entry.imm) {
     case Imm.None:
@@ -298,40 +274,102 @@ export function decode(cpu: Cpu, i: Instr): void {
       i.imm = (next(cpu, i) << 24) >> 24;
       break;
     case Imm.Word:
-      i.imm = next(cpu, i) | (next(cpu, i) << 8);
+      i.imm = word(cpu, i);
       break;
     case Imm.Z:
-      i.imm =
-        osize === 16
-          ? next(cpu, i) | (next(cpu, i) << 8)
-          : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+      i.imm = osize === 16 ? word(cpu, i) : dword(cpu, i);
+      i.immHi = i.imm >> 31; // Iz is sign-extended to 64 bits
+      break;
+    case Imm.V:
+      i.imm = osize === 16 ? word(cpu, i) : dword(cpu, i);
+      i.immHi = osize === 64 ? dword(cpu, i) : 0;
       break;
     case Imm.FarPtr:
-      i.imm =
-        osize === 16
-          ? next(cpu, i) | (next(cpu, i) << 8)
-          : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
-      i.imm2 = next(cpu, i) | (next(cpu, i) << 8);
+      i.imm = osize === 16 ? word(cpu, i) : dword(cpu, i);
+      i.imm2 = word(cpu, i);
       break;
     case Imm.Moffs:
-      i.disp =
-        asize === 16
-          ? next(cpu, i) | (next(cpu, i) << 8)
-          : next(cpu, i) | (next(cpu, i) << 8) | (next(cpu, i) << 16) | (next(cpu, i) << 24);
+      i.disp = asize === 16 ? word(cpu, i) : dword(cpu, i);
+      i.dispHi = asize === 64 ? dword(cpu, i) : 0;
       i.base = i.index = -1;
       i.scale = 0;
       break;
     case Imm.WordByte:
-      i.imm = next(cpu, i) | (next(cpu, i) << 8);
+      i.imm = word(cpu, i);
       i.imm2 = next(cpu, i);
       break;
   }
-  cpu.nextEip = osizeWrap(cpu, start + i.len);
+  cpu.nextEip = long ? start + i.len : osizeWrap(cpu, start + i.len);
+}
+
+function word(cpu: Cpu, i: Instr): number {
+  return nextByte(cpu, i) | (nextByte(cpu, i) << 8);
+}
+
+function dword(cpu: Cpu, i: Instr): number {
+  return word(cpu, i) | (word(cpu, i) << 16);
+}
+
+/**
+ * The memory form of a ModRM byte: SIB, displacement, and the default segment (SS for
+ * rBP/rSP bases), with the 16-bit forms of Table 2-1 and the REX extensions and
+ * RIP-relative form of 64-bit mode (SDM Vol. 2, 2.1.5 and 2.2.1).
+ */
+function decodeMemory(
+  cpu: Cpu,
+  i: Instr,
+  mod: number,
+  rm: number,
+  rexX: number,
+  rexB: number,
+  segOverride: number,
+): void {
+  let seg = DS;
+  let base = -1;
+  let index = -1;
+  let scale = 0;
+  let disp = 0;
+  if (i.asize !== 16) {
+    base = rm | rexB;
+    if (rm === 4) {
+      const sib = nextByte(cpu, i);
+      scale = sib >> 6;
+      index = ((sib >> 3) & 7) | rexX;
+      if (index === ESP) index = -1; // no index (R12 with REX.X is an index)
+      base = (sib & 7) | rexB;
+      if ((sib & 7) === EBP && mod === 0) {
+        base = -1;
+        disp = dword(cpu, i);
+      }
+    } else if (rm === 5 && mod === 0) {
+      base = -1;
+      disp = dword(cpu, i);
+      i.ripRel = i.mode64;
+    }
+    if (mod === 1) disp = (nextByte(cpu, i) << 24) >> 24;
+    else if (mod === 2) disp = dword(cpu, i);
+    if (base === ESP || base === EBP) seg = SS;
+  } else {
+    // 16-bit forms (SDM Vol. 2, Table 2-1).
+    base = BASE16[rm];
+    index = INDEX16[rm];
+    if (mod === 0 && rm === 6) {
+      base = -1;
+      disp = word(cpu, i);
+    } else if (mod === 1) disp = (nextByte(cpu, i) << 24) >> 24;
+    else if (mod === 2) disp = (word(cpu, i) << 16) >> 16;
+    if (base === EBP) seg = SS;
+  }
+  i.base = base;
+  i.index = index;
+  i.scale = scale;
+  i.disp = disp;
+  i.seg = segOverride >= 0 ? segOverride : seg;
 }
 
 /** Fetches the next instruction byte, enforcing the CS limit and the 15-byte limit. */
 function nextByte(cpu: Cpu, i: Instr): number {
-  const off = (i.start + i.len) >>> 0;
+  const off = i.mode64 ? i.start + i.len : (i.start + i.len) >>> 0;
   if (i.len >= 15 || off > i.csLimit) fault(GP, 0);
   i.len++;
   return cpu.fetchByte(off);
