@@ -51,6 +51,7 @@ import { Fault, fault } from "./fault.js";
 import { SegReg } from "./segreg.js";
 import { Instr, decode } from "./decode.js";
 import {
+  linearPage,
   translate,
   TLB_SIZE,
   P_G,
@@ -68,16 +69,6 @@ import { deliverEvent, deliverException, EventType, TripleFault } from "./interr
 import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
-
-/**
- * The page number of a linear address. Linear addresses are numbers of two forms: in
- * legacy modes a 32-bit value that may be stored as a negative int32, and in IA-32e mode a
- * canonical address folded to its 48 significant bits, [0, 2^48). Both give the same page
- * for the same address below 4 GiB.
- */
-export function linearPage(lin: number): number {
-  return lin < 0x100000000 ? lin >>> 12 : Math.floor(lin / 4096);
-}
 
 export class Cpu implements Vcpu {
   // ---- architectural state ----

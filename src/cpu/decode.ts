@@ -258,9 +258,9 @@ export function decode(cpu: Cpu, i: Instr): void {
   i.entry = entry;
   i.exec = entry.exec;
   // 64-bit mode: near branches always use 64-bit operands (f64); stack operations default
-  // to them (d64) but take 16 with 0x66 (SDM Vol. 2, Appendix A.2.5).
+  // to them (d64) but take 16 with 0x66 unless REX.W (SDM Vol. 2, Appendix A.2.5).
   if (long && entry.size64 !== undefined) {
-    osize = entry.size64 === "f64" || !opsizePrefix ? 64 : 16;
+    osize = entry.size64 === "f64" || rex & 8 || !opsizePrefix ? 64 : 16;
   }
   i.osize = osize;
 

@@ -27,7 +27,7 @@ import {
 } from "./arch.js";
 import { Fault, fault } from "./fault.js";
 import { PageKind } from "../machine/memory.js";
-import { linearPage, type Cpu } from "./cpu.js";
+import type { Cpu } from "./cpu.js";
 
 export const TLB_SIZE = 4096;
 // TLB permission bits: which accesses the cached translation allows without a walk.
@@ -41,6 +41,16 @@ export const P_G = 1 << 6; // global page: survives CR3 loads
 export const P_RAM = 1 << 7; // the physical page is RAM (direct access)
 export const P_LARGE = 1 << 8; // piece of a 2/4 MiB page (INVLPG drops the whole page)
 export const P_NEVER = 1 << 9; // no entry has it: forces the checked slow path
+
+/**
+ * The page number of a linear address. Linear addresses are numbers of two forms: in
+ * legacy modes a 32-bit value that may be stored as a negative int32, and in IA-32e mode a
+ * canonical address folded to its 48 significant bits, [0, 2^48). Both give the same page
+ * for the same address below 4 GiB.
+ */
+export function linearPage(lin: number): number {
+  return lin < 0x100000000 ? lin >>> 12 : Math.floor(lin / 4096);
+}
 
 /** Physical-address width reported by CPUID.80000008H:EAX[7:0]. */
 export const MAXPHYADDR = 36;
