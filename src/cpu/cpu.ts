@@ -72,8 +72,14 @@ import { disassemble } from "./disasm.js";
 
 export class Cpu implements Vcpu {
   // ---- architectural state ----
-  /** General-purpose registers, low 32 bits (EAX..EDI). */
-  readonly regs = new Int32Array(8);
+  /** General-purpose registers RAX..R15: low 32 bits, and high 32 bits (64-bit mode). */
+  readonly regs = new Int32Array(16);
+  readonly regsHi = new Int32Array(16);
+  /**
+   * The second return register of 64-bit operand reads: the high half of the value a
+   * read returned (exec/operands.ts).
+   */
+  hi = 0;
   /** Offset of the current instruction in CS. */
   eip = 0;
   /** Offset of the next instruction; control transfers write it. */
@@ -165,6 +171,7 @@ export class Cpu implements Vcpu {
   /** Power-on state (SDM Vol. 3A, 10.1.1, Table 10-1). */
   reset(): void {
     this.regs.fill(0);
+    this.regsHi.fill(0);
     this.regs[EDX] = 0x000906a0; // family/model/stepping, as CPUID.1:EAX reports
     this.flags.load(0);
     this.eip = this.nextEip = 0xfff0;

@@ -35,6 +35,9 @@ export interface Entry extends OpDef {
    * mod bits are ignored (SDM Vol. 2, MOV—Move to/from Control Registers).
    */
   regOnly: boolean;
+  /** Byte-register operands in ModRM.reg (Gb) and ModRM.rm or the opcode (Eb, Zb). */
+  byteG: boolean;
+  byteE: boolean;
 }
 
 /** One opcode's entries: either one entry, or one per (mod==3, reg, rm) ModRM form. */
@@ -102,6 +105,8 @@ const UNDEFINED: Entry = {
   modrm: false,
   imm: Imm.None,
   regOnly: false,
+  byteG: false,
+  byteE: false,
 };
 
 function immKind(operands: string): Imm {
@@ -141,6 +146,8 @@ function buildSlots(defs: readonly OpDef[]): Slot[] {
       modrm: needsModrm(d),
       imm: immKind(d.o),
       regOnly: /\bR[a-z]*\b/.test(d.o),
+      byteG: /\bGb\b/.test(d.o),
+      byteE: /\b[EZ]b\b/.test(d.o),
     };
     const slot = slots[idx];
     if (!e.modrm) {
@@ -257,6 +264,12 @@ export function decode(cpu: Cpu, i: Instr): void {
   if (lock && (!entry.lock || i.mod === 3)) fault(6);
   i.entry = entry;
   i.exec = entry.exec;
+  // Byte registers 4-7 are AH, CH, DH, BH unless a REX prefix is present, which makes them
+  // SPL, BPL, SIL, DIL (SDM Vol. 2, 2.2.1.2); the operand code renumbers AH-BH as 16-19.
+  if (rex === 0) {
+    if (entry.byteG && i.reg >= 4) i.reg += 12;
+    if (entry.byteE && i.mod === 3 && i.rm >= 4) i.rm += 12;
+  }
   // 64-bit mode: near branches always use 64-bit operands (f64); stack operations default
   // to them (d64) but take 16 with 0x66 unless REX.W (SDM Vol. 2, Appendix A.2.5).
   if (long && entry.size64 !== undefined) {

@@ -8,9 +8,15 @@ import { Instr, decode } from "./decode.js";
 import type { Cpu } from "./cpu.js";
 
 const REG16 = ["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"];
-const REG8 = ["al", "cl", "dl", "bl", "ah", "ch", "dh", "bh"];
+const REG8 = ["al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil"];
+/** Byte registers 16-19: AH-BH (exec/operands.ts numbering). */
+const REG8_HIGH = ["ah", "ch", "dh", "bh"];
 
+/** Register names of every width, R8-R15 included (SDM Vol. 1, 3.4.1.1). */
 function regName(r: number, bits: number): string {
+  if (r >= 16) return REG8_HIGH[r - 16];
+  if (r >= 8) return `r${r}${{ 8: "b", 16: "w", 32: "d", 64: "" }[bits] ?? ""}`;
+  if (bits === 64) return `r${REG32_NAMES[r].slice(1)}`;
   return bits === 32 ? REG32_NAMES[r] : bits === 16 ? REG16[r] : REG8[r];
 }
 
@@ -19,10 +25,11 @@ function hex(v: number): string {
 }
 
 function memOperand(i: Instr, bits: number): string {
-  const regs = i.asize === 32 ? REG32_NAMES : REG16;
+  const reg = (r: number): string => (i.asize === 16 ? REG16[r] : regName(r, i.asize));
   const parts: string[] = [];
-  if (i.base >= 0) parts.push(regs[i.base]);
-  if (i.index >= 0) parts.push(i.scale ? `${regs[i.index]}*${1 << i.scale}` : regs[i.index]);
+  if (i.ripRel) parts.push("rip");
+  if (i.base >= 0) parts.push(reg(i.base));
+  if (i.index >= 0) parts.push(i.scale ? `${reg(i.index)}*${1 << i.scale}` : reg(i.index));
   let s = parts.join("+");
   if (i.disp !== 0 || parts.length === 0) {
     const d = i.asize === 32 ? i.disp | 0 : i.disp;
@@ -52,7 +59,7 @@ function operand(spec: string, i: Instr, next: number): string {
     case "R":
       return regName(i.rm, 32);
     case "Z":
-      return regName(i.opcode & 7, widthOf(t));
+      return regName(i.rm, widthOf(t));
     case "C":
       return `cr${i.reg}`;
     case "D":

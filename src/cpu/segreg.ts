@@ -15,7 +15,10 @@ import {
 
 export class SegReg {
   selector = 0;
+  /** Base address: 32 bits, or for FS and GS in 64-bit mode the low half of a 64-bit base. */
   base = 0;
+  /** High half of a 64-bit FS or GS base (IA32_FS_BASE, IA32_GS_BASE). */
+  baseHi = 0;
   /** Effective limit in bytes (granularity already applied). */
   limit = 0xffff;
   ar = 0;
@@ -30,6 +33,7 @@ export class SegReg {
   set(selector: number, base: number, limit: number, ar: number): void {
     this.selector = selector & 0xffff;
     this.base = base | 0;
+    this.baseHi = 0;
     this.limit = limit >>> 0;
     this.ar = ar;
     this.big = (ar & AR_DB) !== 0;

@@ -93,7 +93,7 @@ export const testEI =
 
 /** INC/DEC r (40-4F): register in the low 3 opcode bits. */
 export const incDecReg: Handler = (c, i) => {
-  const r = i.opcode & 7;
+  const r = i.rm;
   const fn = i.opcode & 8 ? alu.dec : alu.inc;
   setReg(c, r, i.osize, fn(c.flags, getReg(c, r, i.osize), i.osize));
 };
@@ -413,7 +413,7 @@ export const cmpxchg8b: Handler = (c, i) => {
 
 /** BSWAP r32 (0F C8-CF); with a 16-bit operand the result is undefined: we clear it. */
 export const bswap: Handler = (c, i) => {
-  const r = i.opcode & 7;
+  const r = i.rm;
   const v = c.regs[r];
   if (i.osize === 16) setReg(c, r, 16, 0);
   else c.regs[r] = (v >>> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24) | 0;

@@ -44,7 +44,7 @@ export const movEI =
 export const movRI =
   (byte: boolean): Handler =>
   (c, i) =>
-    setReg(c, i.opcode & 7, w(byte, i.osize), i.imm);
+    setReg(c, i.rm, w(byte, i.osize), i.imm, i.immHi);
 
 /** MOV AL/eAX, moffs (A0/A1) and MOV moffs, AL/eAX (A2/A3). */
 export const movMoffs =
@@ -88,7 +88,7 @@ export const xchgEG =
 
 /** XCHG eAX, r (91-97); 90 is NOP (and PAUSE with F3). */
 export const xchgAR: Handler = (c, i) => {
-  const r = i.opcode & 7;
+  const r = i.rm;
   const t = getReg(c, r, i.osize);
   setReg(c, r, i.osize, getReg(c, EAX, i.osize));
   setReg(c, EAX, i.osize, t);
@@ -96,8 +96,8 @@ export const xchgAR: Handler = (c, i) => {
 
 export const nop: Handler = () => {};
 
-export const pushR: Handler = (c, i) => push(c, i.osize, getReg(c, i.opcode & 7, i.osize));
-export const popR: Handler = (c, i) => setReg(c, i.opcode & 7, i.osize, pop(c, i.osize));
+export const pushR: Handler = (c, i) => push(c, i.osize, getReg(c, i.rm, i.osize));
+export const popR: Handler = (c, i) => setReg(c, i.rm, i.osize, pop(c, i.osize), c.hi);
 export const pushI: Handler = (c, i) => push(c, i.osize, i.imm);
 export const pushE: Handler = (c, i) => push(c, i.osize, readE(c, i, i.osize));
 
