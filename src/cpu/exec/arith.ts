@@ -12,6 +12,7 @@ import type { Instr } from "../decode.js";
 import type { Handler } from "../opcodes.js";
 import { ea, getReg, memAddr, readE, rmwE, setReg, writeE, type Size } from "./operands.js";
 import { segAddr } from "../segment.js";
+import * as W from "./arith64.js";
 
 /** Operand width of a handler: 8 for the byte forms, else the operand size. */
 const width = (byte: boolean, i: Instr): number => (byte ? 8 : i.osize);
@@ -24,7 +25,9 @@ export const aluEG =
   (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    aluE(c, i, op, bits, getReg(c, i.reg, bits));
+    const src = getReg(c, i.reg, bits);
+    if (bits === 64) return W.aluE64(c, i, op, src, c.hi);
+    aluE(c, i, op, bits, src);
   };
 
 /** E = E op src, or only the flags for CMP; a memory E is checked for writing first. */
@@ -49,6 +52,7 @@ export const aluGE =
   (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.aluG64(c, i, op);
     const r = ALU_OPS[op](c.flags, getReg(c, i.reg, bits), readE(c, i, bits), bits);
     if (op !== ALU_CMP) setReg(c, i.reg, bits, r);
   };
@@ -58,6 +62,7 @@ export const aluAI =
   (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.aluA64(c, i, op);
     const r = ALU_OPS[op](c.flags, getReg(c, EAX, bits), i.imm & MASK[bits], bits);
     if (op !== ALU_CMP) setReg(c, EAX, bits, r);
   };
@@ -67,6 +72,7 @@ export const aluEI =
   (op: number, byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.aluE64(c, i, op, i.imm, i.imm >> 31);
     aluE(c, i, op, bits, i.imm & MASK[bits]);
   };
 
@@ -74,21 +80,29 @@ export const testEG =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    alu.and(c.flags, readE(c, i, bits), getReg(c, i.reg, bits), bits);
+    const a = readE(c, i, bits);
+    const ah = c.hi;
+    const b = getReg(c, i.reg, bits);
+    if (bits === 64) return W.test64(c, a, ah, b, c.hi);
+    alu.and(c.flags, a, b, bits);
   };
 
 export const testAI =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    alu.and(c.flags, getReg(c, EAX, bits), i.imm & MASK[bits], bits);
+    const a = getReg(c, EAX, bits);
+    if (bits === 64) return W.test64(c, a, c.hi, i.imm, i.imm >> 31);
+    alu.and(c.flags, a, i.imm & MASK[bits], bits);
   };
 
 export const testEI =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    alu.and(c.flags, readE(c, i, bits), i.imm & MASK[bits], bits);
+    const a = readE(c, i, bits);
+    if (bits === 64) return W.test64(c, a, c.hi, i.imm, i.imm >> 31);
+    alu.and(c.flags, a, i.imm & MASK[bits], bits);
   };
 
 /** INC/DEC r (40-4F): register in the low 3 opcode bits. */
@@ -103,7 +117,8 @@ export const incDecE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const fn = i.reg === 1 ? alu.dec : alu.inc;
+    if (bits === 64) return W.incDec64(c, i, (i.reg & 7) === 1);
+    const fn = (i.reg & 7) === 1 ? alu.dec : alu.inc;
     rmwE(c, i, bits, (a) => fn(c.flags, a, bits));
   };
 
@@ -111,6 +126,7 @@ export const notE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.not64(c, i);
     rmwE(c, i, bits, (a) => ~a & MASK[bits]);
   };
 
@@ -118,6 +134,7 @@ export const negE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.neg64(c, i);
     rmwE(c, i, bits, (a) => alu.neg(c.flags, a, bits));
   };
 
@@ -126,6 +143,7 @@ export const mulE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.mul64(c, i, false);
     const a = getReg(c, EAX, bits) >>> 0;
     const b = readE(c, i, bits) >>> 0;
     let lo: number;
@@ -146,6 +164,7 @@ export const imulE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.mul64(c, i, true);
     const a = sext(getReg(c, EAX, bits), bits);
     const b = sext(readE(c, i, bits), bits);
     let lo: number;
@@ -175,6 +194,7 @@ export const imulGEI =
   (useImm: boolean): Handler =>
   (c, i) => {
     const bits = i.osize;
+    if (bits === 64) return W.imul64(c, i, useImm);
     const a = sext(readE(c, i, bits), bits);
     const b = useImm ? sext(i.imm, bits) : sext(getReg(c, i.reg, bits), bits);
     let lo: number;
@@ -197,6 +217,7 @@ export const divE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.div64(c, i, false);
     const d = readE(c, i, bits) >>> 0;
     if (d === 0) fault(DE);
     if (bits === 32) {
@@ -218,6 +239,7 @@ export const idivE =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.div64(c, i, true);
     const d = sext(readE(c, i, bits), bits);
     if (d === 0) fault(DE);
     if (bits === 32) {
@@ -267,8 +289,10 @@ export const shiftE =
   (byte: boolean, count: Count): Handler =>
   (c, i) => {
     const bits = width(byte, i);
-    const n = (count === Count.One ? 1 : count === Count.Cl ? c.regs[ECX] : i.imm) & 0x1f;
-    const fn = SHIFT_OPS[i.reg];
+    const raw = count === Count.One ? 1 : count === Count.Cl ? c.regs[ECX] : i.imm;
+    if (bits === 64) return W.shift64(c, i, raw);
+    const n = raw & 0x1f;
+    const fn = SHIFT_OPS[i.reg & 7];
     rmwE(c, i, bits, (a) => fn(c.flags, a, n, bits));
   };
 
@@ -277,7 +301,9 @@ export const shiftDouble =
   (right: boolean, count: Count): Handler =>
   (c, i) => {
     const bits = i.osize;
-    const n = (count === Count.Cl ? c.regs[ECX] : i.imm) & 0x1f;
+    const raw = count === Count.Cl ? c.regs[ECX] : i.imm;
+    if (bits === 64) return W.shiftDouble64(c, i, raw, right);
+    const n = raw & 0x1f;
     const src = getReg(c, i.reg, bits);
     const fn = right ? alu.shrd : alu.shld;
     rmwE(c, i, bits, (a) => fn(c.flags, a, src, n, bits));
@@ -308,6 +334,7 @@ export const bitEG =
   (op: BitOp): Handler =>
   (c, i) => {
     const bits = i.osize;
+    if (i.mode64) return bitTest64(c, i, op);
     const off = sext(getReg(c, i.reg, bits), bits);
     if (i.mod === 3) {
       const v = getReg(c, i.rm, bits);
@@ -322,10 +349,39 @@ export const bitEG =
     else c.wr(lin, size, applyBit(c, c.rdw(lin, size), off & (bits - 1), op));
   };
 
+/**
+ * BT/BTS/BTR/BTC in 64-bit mode, E, G or E, imm8: a memory operand is reached a dword at
+ * a time (the dword holding the bit; the SDM lets the access size vary, Vol. 2, BT).
+ */
+function bitTest64(c: Cpu, i: Instr, op: BitOp, imm = -1): void {
+  const bits = i.osize;
+  let off: number; // the bit offset: the imm8 modulo the width, or the signed register
+  if (imm >= 0) off = imm & (bits - 1);
+  else {
+    off = getReg(c, i.reg, bits);
+    if (bits === 64) off = c.hi * 0x100000000 + (off >>> 0);
+    else if (bits === 16) off = sext(off, 16);
+  }
+  if (i.mod === 3) {
+    if (bits === 64) return W.bitReg64(c, i.rm, off, op);
+    const r = applyBit(c, getReg(c, i.rm, bits), off & (bits - 1), op);
+    if (op !== BitOp.Test) setReg(c, i.rm, bits, r);
+    return;
+  }
+  const unit = bits === 16 ? 16 : 32;
+  const size = (unit >> 3) as Size;
+  const base = memAddr(c, i, size, op !== BitOp.Test);
+  const lin = (base + Math.floor(off / unit) * size + 2 ** 48) % 2 ** 48;
+  const bit = off & (unit - 1);
+  if (op === BitOp.Test) applyBit(c, c.rd(lin, size), bit, op);
+  else c.wr(lin, size, applyBit(c, c.rdw(lin, size), bit, op));
+}
+
 /** Group 8 (0F BA /4-/7): BT/BTS/BTR/BTC E, imm8. */
 export const bitEI: Handler = (c, i) => {
   const bits = i.osize;
-  const op = (i.reg - 4) as BitOp;
+  const op = ((i.reg & 7) - 4) as BitOp;
+  if (i.mode64) return bitTest64(c, i, op, i.imm & 0xff);
   const bit = i.imm & (bits - 1);
   if (op === BitOp.Test) applyBit(c, readE(c, i, bits), bit, op);
   else rmwE(c, i, bits, (a) => applyBit(c, a, bit, op));
@@ -336,6 +392,7 @@ export const bitScan =
   (reverse: boolean): Handler =>
   (c, i) => {
     const bits = i.osize;
+    if (bits === 64) return W.bitScan64(c, i, reverse);
     const v = readE(c, i, bits) & MASK[bits];
     if (v === 0) {
       c.flags.set(0, 0, bits);
@@ -348,12 +405,17 @@ export const bitScan =
 
 /** CBW/CWDE (98): sign-extend AL into AX or AX into EAX. */
 export const cbw: Handler = (c, i) => {
+  if (i.osize === 64) return setReg(c, EAX, 64, c.regs[EAX], c.regs[EAX] >> 31); // CDQE
   const half = i.osize >> 1;
   setReg(c, EAX, i.osize, sext(getReg(c, EAX, half), half));
 };
 
 /** CWD/CDQ (99): sign-extend AX into DX or EAX into EDX. */
 export const cwd: Handler = (c, i) => {
+  if (i.osize === 64) {
+    const s = c.regsHi[EAX] >> 31; // CQO
+    return setReg(c, EDX, 64, s, s);
+  }
   setReg(c, EDX, i.osize, getReg(c, EAX, i.osize) & (1 << (i.osize - 1)) ? -1 : 0);
 };
 
@@ -362,8 +424,12 @@ export const setcc: Handler = (c, i) => writeE(c, i, 8, c.flags.cond(i.opcode & 
 
 /** CMOVcc G, E (0F 40-4F): the source is read even when the condition is false. */
 export const cmovcc: Handler = (c, i) => {
+  const take = c.flags.cond(i.opcode & 15);
+  if (i.osize === 64) return W.cmov64(c, i, take);
   const v = readE(c, i, i.osize);
-  if (c.flags.cond(i.opcode & 15)) setReg(c, i.reg, i.osize, v);
+  if (take) setReg(c, i.reg, i.osize, v);
+  // In 64-bit mode a 32-bit CMOV zero-extends its destination even when it does not move.
+  else if (i.osize === 32) c.regsHi[i.reg] = 0;
 };
 
 /** XADD E, G (0F C0/C1). */
@@ -371,6 +437,7 @@ export const xadd =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.xadd64(c, i);
     const src = getReg(c, i.reg, bits);
     rmwE(c, i, bits, (a) => {
       const sum = alu.add(c.flags, a, src, bits);
@@ -384,6 +451,7 @@ export const cmpxchg =
   (byte: boolean): Handler =>
   (c, i) => {
     const bits = width(byte, i);
+    if (bits === 64) return W.cmpxchg64(c, i);
     const src = getReg(c, i.reg, bits);
     rmwE(c, i, bits, (a) => {
       alu.sub(c.flags, getReg(c, EAX, bits), a, bits);
@@ -393,20 +461,22 @@ export const cmpxchg =
     });
   };
 
-/** CMPXCHG8B m64 (0F C7 /1). */
+/** CMPXCHG8B m64 (0F C7 /1); with REX.W, CMPXCHG16B m128. */
 export const cmpxchg8b: Handler = (c, i) => {
-  const lin = segAddr(c, i.seg, ea(c, i), 8, true);
+  if (i.osize === 64) return W.cmpxchg16b(c, i);
+  const lin = memAddr(c, i, 8, true);
+  c.probeWrite(lin, 8);
   const lo = c.rdw(lin, 4);
-  const hi = c.rdw((lin + 4) | 0, 4);
+  const hi = c.rdw(lin + 4, 4);
   if (lo === c.regs[EAX] && hi === c.regs[EDX]) {
     c.wr(lin, 4, c.regs[3]); // EBX
-    c.wr((lin + 4) | 0, 4, c.regs[ECX]);
+    c.wr(lin + 4, 4, c.regs[ECX]);
     c.flags.setBit(ZF, true);
   } else {
     c.wr(lin, 4, lo); // the destination is written back either way
-    c.wr((lin + 4) | 0, 4, hi);
-    c.regs[EAX] = lo;
-    c.regs[EDX] = hi;
+    c.wr(lin + 4, 4, hi);
+    setReg(c, EAX, 32, lo);
+    setReg(c, EDX, 32, hi);
     c.flags.setBit(ZF, false);
   }
 };
@@ -415,8 +485,9 @@ export const cmpxchg8b: Handler = (c, i) => {
 export const bswap: Handler = (c, i) => {
   const r = i.rm;
   const v = c.regs[r];
-  if (i.osize === 16) setReg(c, r, 16, 0);
-  else c.regs[r] = (v >>> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24) | 0;
+  if (i.osize === 64) W.bswap64(c, r);
+  else if (i.osize === 16) setReg(c, r, 16, 0);
+  else setReg(c, r, 32, (v >>> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24));
 };
 
 // ---- BCD adjustments (SDM Vol. 2, DAA/DAS/AAA/AAS/AAM/AAD) ----

@@ -3,15 +3,21 @@
  * LAHF/SAHF, PUSHF/POPF, XLAT and segment-register loads (SDM Vol. 2).
  */
 import { sext } from "../alu.js";
-import { BLOCKING_MOV_SS, CS, EAX, EBP, EBX, ESP, GP, SS, UD } from "../arch.js";
+import { BLOCKING_MOV_SS, CS, EAX, EBP, EBX, ESP, GP, SS, SS_VEC, UD } from "../arch.js";
+import type { Cpu } from "../cpu.js";
 import { fault } from "../fault.js";
 import { AC, ARITH, ID, IF, IOPL, IOPL_SHIFT, NT, RF, VIF, VIP, VM, WRITABLE } from "../flags.js";
 import type { Handler } from "../opcodes.js";
 import { loadDataSeg, segAddr } from "../segment.js";
 import {
+  adjustSp,
+  canonical,
   ea,
+  effectiveAddress64,
   getReg,
   memAddr,
+  readMem,
+  writeMem,
   peek,
   pop,
   push,
@@ -24,21 +30,25 @@ import {
 } from "./operands.js";
 
 const w = (byte: boolean, osize: number): number => (byte ? 8 : osize);
+/** AH in the byte-register numbering of exec/operands.ts. */
+const AH = 16;
 
+// Arguments are evaluated left to right: a 64-bit read sets cpu.hi before it is passed on.
 export const movEG =
   (byte: boolean): Handler =>
   (c, i) =>
-    writeE(c, i, w(byte, i.osize), getReg(c, i.reg, w(byte, i.osize)));
+    writeE(c, i, w(byte, i.osize), getReg(c, i.reg, w(byte, i.osize)), c.hi);
 
 export const movGE =
   (byte: boolean): Handler =>
   (c, i) =>
-    setReg(c, i.reg, w(byte, i.osize), readE(c, i, w(byte, i.osize)));
+    setReg(c, i.reg, w(byte, i.osize), readE(c, i, w(byte, i.osize)), c.hi);
 
+/** MOV E, imm: a 64-bit destination gets the imm32 sign-extended. */
 export const movEI =
   (byte: boolean): Handler =>
   (c, i) =>
-    writeE(c, i, w(byte, i.osize), i.imm);
+    writeE(c, i, w(byte, i.osize), i.imm, i.immHi);
 
 /** MOV r8, imm8 (B0-B7) and MOV r, imm (B8-BF). */
 export const movRI =
@@ -52,9 +62,15 @@ export const movMoffs =
   (c, i) => {
     const bits = w(byte, i.osize);
     const size = (bits >> 3) as Size;
-    const lin = segAddr(c, i.seg, i.disp, size, store);
-    if (store) c.wr(lin, size, getReg(c, EAX, bits));
-    else setReg(c, EAX, bits, c.rd(lin, size));
+    let lin: number;
+    if (i.mode64) {
+      // A 64-bit moffs, plus the FS/GS base if overridden (SDM Vol. 2, MOV).
+      const s = i.seg >= 4 ? c.segs[i.seg] : null;
+      const lo = (i.disp >>> 0) + (s ? s.base >>> 0 : 0);
+      lin = canonical(lo, i.dispHi + (s ? s.baseHi : 0) + Math.floor(lo / 0x100000000), GP);
+    } else lin = segAddr(c, i.seg, i.disp, size, store);
+    if (store) writeMem(c, lin, bits, getReg(c, EAX, bits), c.hi);
+    else setReg(c, EAX, bits, readMem(c, lin, bits), c.hi);
   };
 
 /** MOVZX/MOVSX G, Eb/Ew (0F B6/B7/BE/BF). */
@@ -62,11 +78,21 @@ export const movExtend =
   (srcBits: number, signed: boolean): Handler =>
   (c, i) => {
     const v = readE(c, i, srcBits);
-    setReg(c, i.reg, i.osize, signed ? sext(v, srcBits) : v);
+    const x = signed ? sext(v, srcBits) : v;
+    setReg(c, i.reg, i.osize, x, x >> 31);
   };
 
-/** LEA G, M: the offset only, truncated to the operand size. */
-export const lea: Handler = (c, i) => setReg(c, i.reg, i.osize, ea(c, i));
+/** LEA G, M: the offset only, truncated to the operand size; no canonical check. */
+export const lea: Handler = (c, i) => {
+  if (i.mode64 && i.asize === 64) return setReg(c, i.reg, i.osize, effectiveAddress64(c, i), c.hi);
+  setReg(c, i.reg, i.osize, ea(c, i));
+};
+
+/** MOVSXD r64, r/m32 (63 in 64-bit mode): sign-extends a dword. */
+export const movsxd: Handler = (c, i) => {
+  const v = readE(c, i, 32);
+  setReg(c, i.reg, i.osize, v, i.osize === 64 ? v >> 31 : 0);
+};
 
 /** XCHG E, G (86/87): with memory it is always locked; the write is checked first. */
 export const xchgEG =
@@ -74,32 +100,36 @@ export const xchgEG =
   (c, i) => {
     const bits = w(byte, i.osize);
     const g = getReg(c, i.reg, bits);
+    const gh = c.hi;
     if (i.mod === 3) {
-      setReg(c, i.reg, bits, getReg(c, i.rm, bits));
-      setReg(c, i.rm, bits, g);
+      setReg(c, i.reg, bits, getReg(c, i.rm, bits), c.hi);
+      setReg(c, i.rm, bits, g, gh);
       return;
     }
-    const size = (bits >> 3) as Size;
-    const lin = memAddr(c, i, size, true);
-    const old = c.rdw(lin, size);
-    c.wr(lin, size, g);
-    setReg(c, i.reg, bits, old);
+    const lin = memAddr(c, i, bits >> 3, true);
+    if (bits === 64) c.probeWrite(lin, 8);
+    const old = bits === 64 ? readMem(c, lin, 64) : c.rdw(lin, (bits >> 3) as Size);
+    const oh = c.hi;
+    writeMem(c, lin, bits, g, gh);
+    setReg(c, i.reg, bits, old, oh);
   };
 
 /** XCHG eAX, r (91-97); 90 is NOP (and PAUSE with F3). */
 export const xchgAR: Handler = (c, i) => {
   const r = i.rm;
   const t = getReg(c, r, i.osize);
-  setReg(c, r, i.osize, getReg(c, EAX, i.osize));
-  setReg(c, EAX, i.osize, t);
+  const th = c.hi;
+  setReg(c, r, i.osize, getReg(c, EAX, i.osize), c.hi);
+  setReg(c, EAX, i.osize, t, th);
 };
 
 export const nop: Handler = () => {};
 
-export const pushR: Handler = (c, i) => push(c, i.osize, getReg(c, i.rm, i.osize));
+export const pushR: Handler = (c, i) => push(c, i.osize, getReg(c, i.rm, i.osize), c.hi);
 export const popR: Handler = (c, i) => setReg(c, i.rm, i.osize, pop(c, i.osize), c.hi);
-export const pushI: Handler = (c, i) => push(c, i.osize, i.imm);
-export const pushE: Handler = (c, i) => push(c, i.osize, readE(c, i, i.osize));
+/** PUSH imm: sign-extended to the stack width (SDM Vol. 2, PUSH). */
+export const pushI: Handler = (c, i) => push(c, i.osize, i.imm, i.imm >> 31);
+export const pushE: Handler = (c, i) => push(c, i.osize, readE(c, i, i.osize), c.hi);
 
 /**
  * POP E (8F /0): ESP is incremented before the destination address is computed, so
@@ -107,12 +137,15 @@ export const pushE: Handler = (c, i) => push(c, i.osize, readE(c, i, i.osize));
  */
 export const popE: Handler = (c, i) => {
   const v = peek(c, 0, i.osize);
-  const oldEsp = c.regs[ESP];
-  setSp(c, c.regs[ESP] + (i.osize >> 3));
+  const vh = c.hi;
+  const oldSp = c.regs[ESP];
+  const oldSpHi = c.regsHi[ESP];
+  adjustSp(c, i.osize >> 3);
   try {
-    writeE(c, i, i.osize, v);
+    writeE(c, i, i.osize, v, vh);
   } catch (e) {
-    c.regs[ESP] = oldEsp;
+    c.regs[ESP] = oldSp;
+    c.regsHi[ESP] = oldSpHi;
     throw e;
   }
 };
@@ -121,16 +154,16 @@ export const popE: Handler = (c, i) => {
 export const pushSeg =
   (seg: number): Handler =>
   (c, i) => {
-    const size = (i.osize >> 3) as Size;
+    const size = i.osize >> 3;
     c.wr(stackAddr(c, -size, 2, true), 2, c.segs[seg].selector);
-    setSp(c, c.regs[ESP] - size);
+    adjustSp(c, -size);
   };
 
 export const popSeg =
   (seg: number): Handler =>
   (c, i) => {
     loadDataSeg(c, seg, peek(c, 0, 16));
-    setSp(c, c.regs[ESP] + (i.osize >> 3));
+    adjustSp(c, i.osize >> 3);
     if (seg === SS) c.blocking |= BLOCKING_MOV_SS;
   };
 
@@ -154,13 +187,13 @@ export const loadFarPointer =
   (seg: number): Handler =>
   (c, i) => {
     if (i.mod === 3) fault(UD);
-    const size = (i.osize >> 3) as Size;
-    const off = ea(c, i);
-    const lin = segAddr(c, i.seg, off, size + 2, false);
-    const offset = c.rd(lin, size);
-    const sel = c.rd((lin + size) | 0, 2);
+    const size = i.osize >> 3;
+    const lin = memAddr(c, i, size + 2, false);
+    const offset = readMem(c, lin, i.osize); // m16:16, m16:32 or, with REX.W, m16:64
+    const offHi = c.hi;
+    const sel = c.rd(lin + size, 2);
     loadDataSeg(c, seg, sel);
-    setReg(c, i.reg, i.osize, offset);
+    setReg(c, i.reg, i.osize, offset, offHi);
   };
 
 /** PUSHA/PUSHAD (60): pushes EAX..EDI with the ESP value from before the first push. */
@@ -183,6 +216,7 @@ export const popa: Handler = (c, i) => {
 
 /** ENTER Iw, Ib (C8) with nesting levels (SDM Vol. 2, ENTER). */
 export const enter: Handler = (c, i) => {
+  if (c.mode64) return enter64(c, i.imm, i.imm2 & 31);
   const bits = i.osize;
   const size = bits >> 3;
   const level = i.imm2 & 31;
@@ -201,8 +235,43 @@ export const enter: Handler = (c, i) => {
   setSp(c, sp);
 };
 
-/** LEAVE (C9): ESP = EBP, then POP EBP. */
+/** ENTER in 64-bit mode: 64-bit frame pointers, RSP and RBP (SDM Vol. 2, ENTER). */
+function enter64(c: Cpu, frameSize: number, level: number): void {
+  const oldSp = [c.regs[ESP], c.regsHi[ESP]];
+  try {
+    push(c, 64, c.regs[EBP], c.regsHi[EBP]);
+    const frame = [c.regs[ESP], c.regsHi[ESP]];
+    const bp = [c.regs[EBP], c.regsHi[EBP]];
+    for (let k = 1; k < level; k++) {
+      const lo = (bp[0] >>> 0) - 8;
+      bp[1] = (bp[1] + Math.floor(lo / 0x100000000)) | 0;
+      bp[0] = lo | 0;
+      const v = readMem(c, canonical(bp[0], bp[1], SS_VEC), 64);
+      push(c, 64, v, c.hi);
+    }
+    if (level > 0) push(c, 64, frame[0], frame[1]);
+    stackAddr(c, -frameSize, 1, true);
+    setReg(c, EBP, 64, frame[0], frame[1]);
+    adjustSp(c, -frameSize);
+  } catch (e) {
+    setSp(c, oldSp[0], oldSp[1]);
+    throw e;
+  }
+}
+
+/** LEAVE (C9): rSP = rBP, then POP rBP. */
 export const leave: Handler = (c, i) => {
+  if (c.mode64) {
+    const oldSp = [c.regs[ESP], c.regsHi[ESP]];
+    setSp(c, c.regs[EBP], c.regsHi[EBP]);
+    try {
+      setReg(c, EBP, i.osize, pop(c, i.osize), c.hi);
+    } catch (e) {
+      setSp(c, oldSp[0], oldSp[1]);
+      throw e;
+    }
+    return;
+  }
   const big = c.segs[SS].big;
   const oldEsp = c.regs[ESP];
   setSp(c, getReg(c, EBP, big ? 32 : 16));
@@ -215,11 +284,11 @@ export const leave: Handler = (c, i) => {
 };
 
 /** LAHF (9F): AH = SF:ZF:0:AF:0:PF:1:CF. */
-export const lahf: Handler = (c) => setReg(c, 4, 8, c.flags.get() & 0xff);
+export const lahf: Handler = (c) => setReg(c, AH, 8, c.flags.get() & 0xff);
 
 /** SAHF (9E): loads SF, ZF, AF, PF, CF from AH. */
 export const sahf: Handler = (c) => {
-  const ah = getReg(c, 4, 8);
+  const ah = getReg(c, AH, 8);
   c.flags.load((c.flags.get() & ~(ARITH & 0xff)) | (ah & ARITH & 0xff));
 };
 
@@ -248,6 +317,13 @@ export const popf: Handler = (c, i) => {
 
 /** XLAT (D7): AL = [seg:EBX + AL]. */
 export const xlat: Handler = (c, i) => {
+  if (i.mode64) {
+    const lo = (c.regs[EBX] >>> 0) + getReg(c, EAX, 8);
+    const hi = i.asize === 64 ? c.regsHi[EBX] + Math.floor(lo / 0x100000000) : 0;
+    const s = i.seg >= 4 ? c.segs[i.seg] : null; // FS and GS keep their bases
+    const lin = canonical(lo + (s ? s.base >>> 0 : 0), hi + (s ? s.baseHi : 0), GP);
+    return setReg(c, EAX, 8, c.rd(lin, 1));
+  }
   const base = i.asize === 32 ? c.regs[EBX] : c.regs[EBX] & 0xffff;
   const off = i.asize === 32 ? (base + getReg(c, EAX, 8)) | 0 : (base + getReg(c, EAX, 8)) & 0xffff;
   setReg(c, EAX, 8, c.rd(segAddr(c, i.seg, off, 1, false), 1));

@@ -59,13 +59,13 @@ export function ea(c: Cpu, i: Instr): number {
 }
 
 /**
- * The 64-bit effective address plus `extraLo/extraHi` (an FS or GS base), exact modulo
- * 2^64; #GP(0), or #SS(0) for a stack reference, unless canonical (SDM Vol. 1, 3.3.7.1).
- * Returns the address folded to 48 bits (mmu.ts, linearPage).
+ * The 64-bit effective address (base + index * scale + disp, or RIP + disp), exact modulo
+ * 2^64: returns the low half, the high half in cpu.hi. LEA uses it as is; memory operands
+ * go through ea64's canonical check.
  */
-function ea64(c: Cpu, i: Instr, extraLo: number, extraHi: number): number {
-  let lo = (i.disp >>> 0) + (extraLo >>> 0);
-  let hi = (i.disp >> 31) + extraHi;
+export function effectiveAddress64(c: Cpu, i: Instr): number {
+  let lo = i.disp >>> 0;
+  let hi = i.disp >> 31;
   if (i.base >= 0) {
     lo += c.regs[i.base] >>> 0;
     hi += c.regsHi[i.base];
@@ -80,9 +80,19 @@ function ea64(c: Cpu, i: Instr, extraLo: number, extraHi: number): number {
     lo += c.nextEip % TWO32;
     hi += (Math.floor(c.nextEip / TWO32) << 16) >> 16; // RIP folded: sign-extend bit 47
   }
-  hi = (hi + Math.floor(lo / TWO32)) | 0;
-  lo >>>= 0;
-  return canonical(lo, hi, i.seg === SS ? SS_VEC : GP);
+  c.hi = (hi + Math.floor(lo / TWO32)) | 0;
+  return lo | 0;
+}
+
+/**
+ * The 64-bit effective address plus `extraLo/extraHi` (an FS or GS base); #GP(0), or
+ * #SS(0) for a stack reference, unless canonical (SDM Vol. 1, 3.3.7.1). Returns the
+ * address folded to 48 bits (mmu.ts, linearPage).
+ */
+function ea64(c: Cpu, i: Instr, extraLo: number, extraHi: number): number {
+  const lo = (effectiveAddress64(c, i) >>> 0) + (extraLo >>> 0);
+  const hi = c.hi + extraHi + Math.floor(lo / TWO32);
+  return canonical(lo, hi | 0, i.seg === SS ? SS_VEC : GP);
 }
 
 /**
