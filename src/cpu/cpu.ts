@@ -19,6 +19,8 @@ import {
   BLOCKING_STI,
   NMI,
   AC_VEC,
+  AR_L,
+  EFER_LMA,
   AR_DB,
   AR_G,
   AR_P,
@@ -96,14 +98,20 @@ export class Cpu implements Vcpu {
   cr0 = CR0_ET;
   cr2 = 0;
   cr3 = 0;
+  /** CR3 bits 63:32 (IA-32e mode: the PML4 may lie above 4 GiB). */
+  cr3Hi = 0;
   cr4 = 0;
   /** DR0-DR7; DR4/DR5 alias DR6/DR7 when CR4.DE is clear. */
   readonly dr = new Int32Array(8);
+  /** High halves of the breakpoint addresses DR0-DR3 (64-bit mode). */
+  readonly drHi = new Int32Array(4);
+  /** CR8, the task-priority class in 64-bit mode (SDM Vol. 3A, 10.8.6.1). */
+  cr8 = 0;
   /** Current privilege level, kept equal to CS.RPL/SS.DPL by the code that changes them. */
   cpl = 0;
   /**
-   * 64-bit mode: IA-32e mode active with a 64-bit code segment (CS.L). Always false until
-   * IA-32e mode is implemented (EFER.LME cannot be set yet); the decoder already handles it.
+   * 64-bit mode: IA-32e mode active with a 64-bit code segment (CS.L); kept by
+   * modeChanged(). RIP is then a canonical address folded to 48 bits (mmu.ts).
    */
   mode64 = false;
   readonly msr: MsrFile;
@@ -183,8 +191,10 @@ export class Cpu implements Vcpu {
     this.gdtrBase = this.idtrBase = 0;
     this.gdtrLimit = this.idtrLimit = 0xffff;
     this.cr0 = 0x60000000 | CR0_ET;
-    this.cr2 = this.cr3 = this.cr4 = 0;
+    this.cr2 = this.cr3 = this.cr4 = this.cr3Hi = 0;
     this.dr.fill(0);
+    this.drHi.fill(0);
+    this.cr8 = 0;
     this.dr[6] = DR6_FIXED1;
     this.dr[7] = DR7_FIXED1;
     this.cpl = 0;
@@ -355,7 +365,7 @@ export class Cpu implements Vcpu {
    */
   private fetchDecoded(cs: SegReg): Instr {
     const eip = this.eip;
-    const lin = (cs.base + eip) | 0;
+    const lin = this.mode64 ? eip : (cs.base + eip) | 0;
     const page = linearPage(lin);
     if (page !== this.fetchPage) this.fetchByte(eip); // translate, check the page
     if (this.fetchPage === page) {
@@ -365,9 +375,13 @@ export class Cpu implements Vcpu {
         hit !== undefined &&
         hit.big === cs.big &&
         hit.mode64 === this.mode64 &&
-        (eip + hit.len - 1) >>> 0 <= cs.limit
+        (this.mode64 || (eip + hit.len - 1) >>> 0 <= cs.limit)
       ) {
-        this.nextEip = cs.big ? (eip + hit.len) >>> 0 : (eip + hit.len) & 0xffff;
+        this.nextEip = this.mode64
+          ? eip + hit.len
+          : cs.big
+            ? (eip + hit.len) >>> 0
+            : (eip + hit.len) & 0xffff;
         return hit;
       }
       const i = new Instr();
@@ -404,6 +418,22 @@ export class Cpu implements Vcpu {
     this.needWrite = alignCheck ? P_NEVER : user ? P_WU : P_WS;
     this.needExec = user ? P_XU : P_XS;
     this.fetchPage = -1;
+    // 64-bit mode: IA-32e mode with a 64-bit code segment (SDM Vol. 3A, 2.2.1).
+    this.mode64 = (this.msr.efer & EFER_LMA) !== 0 && (this.segs[CS].ar & AR_L) !== 0;
+  }
+
+  /**
+   * base + offset as a linear address for implicit system accesses (descriptor tables,
+   * TSS, IDT): 32-bit wraparound in legacy modes, folded 48 bits in IA-32e mode.
+   */
+  linear(base: number, offset: number): number {
+    if (!(this.msr.efer & EFER_LMA)) return (base + offset) | 0;
+    return ((base < 0 ? base + 0x100000000 : base) + offset) % 2 ** 48;
+  }
+
+  /** IA-32e mode is active (EFER.LMA). */
+  get longMode(): boolean {
+    return (this.msr.efer & EFER_LMA) !== 0;
   }
 
   get protectedMode(): boolean {
@@ -553,7 +583,7 @@ export class Cpu implements Vcpu {
 
   /** Fetches the instruction byte at CS:offset (offset already limit-checked by decode). */
   fetchByte(offset: number): number {
-    const lin = (this.segs[CS].base + offset) | 0;
+    const lin = this.mode64 ? offset : (this.segs[CS].base + offset) | 0;
     const page = linearPage(lin);
     if (page === this.fetchPage) return this.ram[this.fetchPhys + (lin & 0xfff)];
     const user = this.cpl === 3 ? PFEC_U : 0;
@@ -582,9 +612,28 @@ export class Cpu implements Vcpu {
   describeState(): string {
     const h = (v: number, w = 8): string => (v >>> 0).toString(16).padStart(w, "0");
     const lines: string[] = [];
+    if (this.longMode) {
+      const names = ["RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI"];
+      const r = Array.from(
+        { length: 16 },
+        (_, k) => `${names[k] ?? `R${k}`.padEnd(3)}=${h(this.regsHi[k])}${h(this.regs[k])}`,
+      );
+      for (let k = 0; k < 16; k += 4) lines.push(r.slice(k, k + 4).join(" "));
+      const rip = Math.floor(this.eip / 0x100000000);
+      lines.push(
+        `RIP=${h((rip << 16) >> 16)}${h(this.eip % 0x100000000)} RFLAGS=${h(this.flags.get())} ` +
+          `CPL=${this.cpl} ${this.mode64 ? "64-bit" : "compatibility"} mode`,
+      );
+      return this.describeSystem(lines, h);
+    }
     const r = REG32_NAMES.map((n, k) => `${n.toUpperCase()}=${h(this.regs[k])}`);
     lines.push(r.slice(0, 4).join(" "), r.slice(4).join(" "));
     lines.push(`EIP=${h(this.eip)} EFLAGS=${h(this.flags.get())} CPL=${this.cpl}`);
+    return this.describeSystem(lines, h);
+  }
+
+  /** The segment, descriptor-table, control and debug registers and the current instruction. */
+  private describeSystem(lines: string[], h: (v: number, w?: number) => string): string {
     for (let s = 0; s < 6; s++) {
       const g = this.segs[s];
       lines.push(

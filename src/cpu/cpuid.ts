@@ -25,8 +25,15 @@ const FEAT_PSE36 = 1 << 17; // 4 MiB pages above 4 GiB
 const FEAT2_X2APIC = 1 << 21; // x2APIC mode through IA32_APIC_BASE and MSRs 0x800+
 const FEAT2_TSC_DEADLINE = 1 << 24; // the LAPIC timer's TSC-deadline mode
 // CPUID.80000001H:EDX bits.
+const EXT_SYSCALL = 1 << 11; // SYSCALL/SYSRET in 64-bit mode
 const EXT_NX = 1 << 20; // execute-disable (EFER.NXE)
+const EXT_PAGE1GB = 1 << 26; // 1 GiB pages (mmu.ts)
 const EXT_RDTSCP = 1 << 27; // RDTSCP and IA32_TSC_AUX
+const EXT_LM = 1 << 29; // IA-32e mode
+// CPUID.80000001H:ECX bits.
+const EXT2_LAHF = 1 << 0; // LAHF/SAHF in 64-bit mode
+// CPUID.1:ECX bits (continued).
+const FEAT2_CX16 = 1 << 13; // CMPXCHG16B
 
 /** Family 6, model 0x3A (extended model 3, model 0xA), stepping 9. */
 export const CPUID_SIGNATURE = 0x000306a9;
@@ -59,19 +66,24 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
       CPUID_SIGNATURE,
       // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
       ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
-      apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0,
+      FEAT2_CX16 | (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0),
       (edx | FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36 | (apic ? FEAT_APIC : 0)) >>> 0,
     ];
   },
   // Leaf 2: one iteration, no cache descriptors.
   0x2: () => [1, 0, 0, 0],
   0x80000000: () => [MAX_EXTENDED, 0, 0, 0],
-  0x80000001: () => [0, 0, 0, EXT_NX | EXT_RDTSCP],
+  0x80000001: () => [
+    0,
+    0,
+    EXT2_LAHF,
+    (EXT_SYSCALL | EXT_NX | EXT_PAGE1GB | EXT_RDTSCP | EXT_LM) >>> 0,
+  ],
   0x80000002: () => [BRAND[0], BRAND[1], BRAND[2], BRAND[3]],
   0x80000003: () => [BRAND[4], BRAND[5], BRAND[6], BRAND[7]],
   0x80000004: () => [BRAND[8], BRAND[9], BRAND[10], BRAND[11]],
-  // Physical address bits 36, linear address bits 32.
-  0x80000008: () => [0x2024, 0, 0, 0],
+  // Physical address bits 36, linear address bits 48.
+  0x80000008: () => [0x3024, 0, 0, 0],
 };
 
 /** CPUID for leaf EAX, subleaf ECX. Leaves without data read as zeros. */

@@ -89,7 +89,7 @@ export class Instr {
   big = true;
   /** Offset of the first byte in CS, and the CS limit, while decoding. */
   start = 0;
-  csLimit = 0;
+  csLimit: number = 0;
 
   /** True when the ModRM byte names memory rather than a register. */
   get isMem(): boolean {
@@ -184,10 +184,10 @@ export function decode(cpu: Cpu, i: Instr): void {
   const long = cpu.mode64;
   const big = long || cpu.segs[CS].big;
   i.start = start;
-  i.big = big;
+  i.big = cpu.segs[CS].big; // the cache key, with mode64
   i.mode64 = long;
   i.len = 0;
-  i.csLimit = long ? 0xffffffff : cpu.segs[CS].limit;
+  i.csLimit = long ? Infinity : cpu.segs[CS].limit; // no limit checks in 64-bit mode
   const next = nextByte;
 
   // Legacy prefixes (SDM Vol. 2, 2.1.1), in any order, then in 64-bit mode a REX prefix,

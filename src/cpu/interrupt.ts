@@ -36,6 +36,7 @@ import { AC, IF, NT, RF, TF, VM } from "./flags.js";
 import { descriptorAr } from "./segreg.js";
 import { checkStackSegment, commitSegment, readDescriptor } from "./segment.js";
 import { taskSwitch, TaskSwitchReason } from "./task.js";
+import { deliverEvent64 } from "./interrupt64.js";
 import type { Cpu } from "./cpu.js";
 
 /** Interruption types, numbered as in the VMCS interruption-information field (SDM 25.8.3). */
@@ -79,7 +80,7 @@ export function deliverException(c: Cpu, first: Fault): void {
   let f = first;
   for (;;) {
     try {
-      if (f instanceof PageFault) c.cr2 = f.linear | 0;
+      if (f instanceof PageFault) c.cr2 = f.linear;
       deliverEvent(c, f.vector, EventType.HardwareException, f.errorCode, c.eip);
       return;
     } catch (e) {
@@ -120,6 +121,8 @@ export function deliverEvent(
     type === EventType.External || type === EventType.Nmi || type === EventType.HardwareException
       ? 1
       : 0;
+  const software = type === EventType.SoftwareInterrupt || type === EventType.SoftwareException;
+  if (c.longMode) return deliverEvent64(c, vector, software, ext, errorCode, returnEip);
   const idtErr = vector * 8 + 2 + ext;
   if (vector * 8 + 7 > c.idtrLimit) fault(GP, idtErr);
   const gateAddr = (c.idtrBase + vector * 8) | 0;

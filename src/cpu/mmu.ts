@@ -5,6 +5,7 @@
  * only once the dirty bit is set, so the first write still walks and sets D.
  */
 import {
+  EFER_LMA,
   CR0_WP,
   CR4_PAE,
   CR4_PGE,
@@ -80,7 +81,12 @@ export function translate(cpu: Cpu, lin: number, access: number): number {
     phys = page * 4096;
     perm = P_RS | P_WS | P_RU | P_WU | P_XS | P_XU;
   } else {
-    const w = cpu.cr4 & CR4_PAE ? walkPae(cpu, lin, access) : walk32(cpu, lin, access);
+    const w =
+      cpu.msr.efer & EFER_LMA
+        ? walk4(cpu, lin, access)
+        : cpu.cr4 & CR4_PAE
+          ? walkPae(cpu, lin, access)
+          : walk32(cpu, lin, access);
     phys = w.frame;
     perm = w.perm;
   }
@@ -108,7 +114,7 @@ function pageFault(cpu: Cpu, lin: number, access: number, present: boolean, rsvd
   if (access & PFEC_I && cpu.cr4 & CR4_PAE && cpu.msr.efer & EFER_NXE) ec |= PFEC_I;
   if (present) ec |= PFEC_P;
   if (rsvd) ec |= PFEC_RSVD | PFEC_P;
-  throw new PageFault(ec, lin >>> 0);
+  throw new PageFault(ec, lin < 0x100000000 ? lin >>> 0 : lin);
 }
 
 /**
@@ -234,6 +240,63 @@ function walkPae(cpu: Cpu, lin: number, access: number): Walk {
   pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A);
   result.frame = (pteHi & 0xfffff) * TWO32 + ((pte & 0xfffff000) >>> 0);
   result.perm = perm | (pte & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
+  return result;
+}
+
+/** 1 GiB pages exist (CPUID.80000001H:EDX.Page1GB[26]). */
+export const PAGE_1GB = true;
+
+/**
+ * IA-32e (4-level) paging (SDM Vol. 3A, 4.5): PML4E, PDPTE (a 1 GiB page with PS), PDE
+ * (a 2 MiB page with PS), PTE. `lin` is a canonical address folded to 48 bits. Rights
+ * combine over all four levels; accessed flags are set once the access is allowed.
+ */
+function walk4(cpu: Cpu, lin: number, access: number): Walk {
+  const write = (access & PFEC_W) !== 0;
+  const nxe = (cpu.msr.efer & EFER_NXE) !== 0;
+  const rsvdHi = PAE_RSVD_HI | (nxe ? 0 : 0x80000000);
+  let table = cpu.cr3Hi * TWO32 + ((cpu.cr3 & 0xfffff000) >>> 0);
+  let rw = true;
+  let us = true;
+  let nx = false;
+  const touched: number[] = [];
+  let lo = 0;
+  let addr = 0;
+  let frame = 0;
+  let large = false;
+  for (let level = 0; level < 4; level++) {
+    const shift = 39 - 9 * level; // 39, 30, 21, 12
+    addr = table + (Math.floor(lin / 2 ** shift) % 512) * 8;
+    const [elo, ehi] = paeEntry(cpu, addr);
+    lo = elo;
+    if (!(lo & PTE_P)) pageFault(cpu, lin, access, false);
+    if (ehi & rsvdHi) pageFault(cpu, lin, access, true, true);
+    rw &&= (lo & PTE_RW) !== 0;
+    us &&= (lo & PTE_US) !== 0;
+    nx ||= nxe && (ehi & 0x80000000) !== 0;
+    const base = (ehi & 0xfffff) * TWO32;
+    if (level < 3 && lo & PTE_PS) {
+      // PS is reserved in a PML4E; it maps 1 GiB in a PDPTE and 2 MiB in a PDE, whose
+      // address bits below the page size (but above the PAT bit, 12) are reserved.
+      const size = 2 ** shift;
+      if (level === 0 || (level === 1 && !PAGE_1GB)) pageFault(cpu, lin, access, true, true);
+      if ((lo >>> 13) & (size / 8192 - 1)) pageFault(cpu, lin, access, true, true);
+      frame =
+        base + ((lo & 0xfffff000 & ~(size - 1)) >>> 0) + Math.floor((lin % size) / 4096) * 4096;
+      large = true;
+      break;
+    }
+    if (level === 3) frame = base + ((lo & 0xfffff000) >>> 0);
+    else {
+      touched.push(addr, lo);
+      table = base + ((lo & 0xfffff000) >>> 0);
+    }
+  }
+  const perm = rights(cpu, lin, access, rw, us, nx, write || (lo & PTE_D) !== 0);
+  for (let k = 0; k < touched.length; k += 2) touch(cpu, touched[k], touched[k + 1], PTE_A);
+  lo = touch(cpu, addr, lo, write ? PTE_A | PTE_D : PTE_A);
+  result.frame = frame;
+  result.perm = perm | (large ? P_LARGE : 0) | (lo & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
   return result;
 }
 

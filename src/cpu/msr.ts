@@ -3,7 +3,7 @@
  * this CPU implements, its reset value and which bits software may write. RDMSR or WRMSR
  * of any other index, or a write that sets a reserved bit, raises #GP(0).
  */
-import { EFER_LMA, EFER_NXE, GP } from "./arch.js";
+import { EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, FS, GP, GS } from "./arch.js";
 import { fault } from "./fault.js";
 import type { Cpu } from "./cpu.js";
 
@@ -19,6 +19,8 @@ interface MsrDef {
   writable: Msr64;
   /** Bits written in `writable` but kept from the old value (read-only status bits). */
   readOnly?: Msr64;
+  /** The value is an address: writing a non-canonical one raises #GP(0). */
+  canonical?: boolean;
   /** Computed registers (e.g. the TSC) read and write through the CPU. */
   read?: (c: Cpu) => Msr64;
   write?: (c: Cpu, v: Msr64) => void;
@@ -32,6 +34,12 @@ export const IA32_SYSENTER_ESP = 0x175;
 export const IA32_SYSENTER_EIP = 0x176;
 export const IA32_EFER = 0xc0000080;
 export const IA32_TSC_AUX = 0xc0000103;
+export const IA32_STAR = 0xc0000081;
+export const IA32_LSTAR = 0xc0000082;
+export const IA32_FMASK = 0xc0000084;
+export const IA32_FS_BASE = 0xc0000100;
+export const IA32_GS_BASE = 0xc0000101;
+export const IA32_KERNEL_GS_BASE = 0xc0000102;
 /** IA32_APIC_BASE bit 8: this processor is the bootstrap processor. */
 export const APIC_BASE_BSP = 1 << 8;
 
@@ -90,21 +98,64 @@ const TABLE: MsrDef[] = [
     writable: [0x07070707, 0x07070707],
   },
   { index: 0x2ff, name: "IA32_MTRR_DEF_TYPE", reset: NONE, writable: [0xcff, 0] },
-  // EFER: NXE only until long mode and SYSCALL exist; LMA is read-only.
+  // EFER: SCE, LME and NXE; LMA is read-only. LME cannot change while paging is on
+  // (SDM Vol. 3A, 10.8.5: IA-32e mode is entered by setting CR0.PG).
   {
     index: IA32_EFER,
     name: "IA32_EFER",
     reset: NONE,
-    writable: [EFER_NXE, 0],
+    writable: [EFER_SCE | EFER_LME | EFER_NXE, 0],
     readOnly: [EFER_LMA, 0],
     write: (c, v) => {
+      if ((v[0] ^ c.msr.efer) & EFER_LME && c.paging) fault(GP, 0);
       c.msr.efer = v[0];
       c.flushTlb(true);
+      c.modeChanged();
     },
     read: (c) => [c.msr.efer >>> 0, 0],
   },
   { index: IA32_TSC_AUX, name: "IA32_TSC_AUX", reset: NONE, writable: [0xffffffff, 0] },
+  // SYSCALL/SYSRET (SDM Vol. 2, SYSCALL): selectors in STAR, targets in LSTAR/CSTAR, the
+  // RFLAGS mask in FMASK.
+  { index: 0xc0000081, name: "IA32_STAR", reset: NONE, writable: ALL },
+  { index: IA32_LSTAR, name: "IA32_LSTAR", reset: NONE, writable: ALL, canonical: true },
+  { index: 0xc0000083, name: "IA32_CSTAR", reset: NONE, writable: ALL, canonical: true },
+  { index: IA32_FMASK, name: "IA32_FMASK", reset: NONE, writable: [0xffffffff, 0] },
+  // The FS and GS bases are the segment registers' hidden bases (SDM Vol. 3A, 3.4.4).
+  {
+    index: IA32_FS_BASE,
+    name: "IA32_FS_BASE",
+    reset: NONE,
+    writable: ALL,
+    canonical: true,
+    read: (c) => [c.segs[FS].base >>> 0, c.segs[FS].baseHi >>> 0],
+    write: (c, v) => setBase(c, FS, v),
+  },
+  {
+    index: IA32_GS_BASE,
+    name: "IA32_GS_BASE",
+    reset: NONE,
+    writable: ALL,
+    canonical: true,
+    read: (c) => [c.segs[GS].base >>> 0, c.segs[GS].baseHi >>> 0],
+    write: (c, v) => setBase(c, GS, v),
+  },
+  {
+    index: IA32_KERNEL_GS_BASE,
+    name: "IA32_KERNEL_GS_BASE",
+    reset: NONE,
+    writable: ALL,
+    canonical: true,
+  },
 ];
+
+/** Sets a 64-bit FS or GS base, keeping the rest of the segment register. */
+function setBase(c: Cpu, seg: number, v: Msr64): void {
+  const s = c.segs[seg];
+  s.base = v[0] | 0;
+  s.baseHi = v[1] | 0;
+  s.flat = false; // a nonzero base needs the checked address path
+}
 
 const BY_INDEX = new Map(TABLE.map((d) => [d.index >>> 0, d]));
 
@@ -180,6 +231,8 @@ export class MsrFile {
     const wlo = (d.writable[0] | ro[0]) >>> 0;
     const whi = (d.writable[1] | ro[1]) >>> 0;
     if ((lo & ~wlo) !== 0 || (hi & ~whi) !== 0) fault(GP, 0);
+    // Addresses must be canonical: bits 63:47 all equal (SDM Vol. 2, WRMSR).
+    if (d.canonical && (hi << 16) >> 16 !== (hi | 0)) fault(GP, 0);
     if (index === IA32_FEATURE_CONTROL && old[0] & 1) fault(GP, 0); // locked until reset
     const v: Msr64 = [
       ((lo & ~ro[0]) | (old[0] & ro[0])) >>> 0,

@@ -15,6 +15,7 @@ import * as C from "./exec/control.js";
 import * as D from "./exec/data.js";
 import * as IO from "./exec/io.js";
 import * as Sy from "./exec/system.js";
+import * as S64 from "./exec/system64.js";
 import { Str, stringOp } from "./exec/string.js";
 import { ExitReason } from "./vmx/exit-reasons.js";
 
@@ -163,6 +164,7 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0x61, m: "popa", o: "", exec: D.popa, mode64: "i64" },
   { op: 0x62, m: "bound", o: "Gv,Ma", exec: C.bound, mode64: "i64" },
   { op: 0x63, m: "arpl", o: "Ew,Gw", exec: Sy.arpl, mode64: "i64" },
+  { op: 0x63, m: "movsxd", o: "Gv,Ed", exec: D.movsxd, mode64: "o64" },
   { op: 0x68, m: "push", o: "Iz", exec: D.pushI, size64: "d64" },
   { op: 0x69, m: "imul", o: "Gv,Ev,Iz", exec: A.imulGEI(true) },
   { op: 0x6a, m: "push", o: "Ibs", exec: D.pushI, size64: "d64" },
@@ -331,6 +333,9 @@ export const OPCODES: readonly OpDef[] = [
     exec: Sy.rdtscp,
     exit: ExitReason.Rdtscp,
   },
+  { op: 0x0f01, reg: 7, mod3: true, rm: 0, m: "swapgs", o: "", exec: S64.swapgs, mode64: "o64" },
+  { op: 0x0f05, m: "syscall", o: "", exec: S64.syscall, mode64: "o64" },
+  { op: 0x0f07, m: "sysret", o: "", exec: S64.sysret, mode64: "o64" },
   { op: 0x0f02, m: "lar", o: "Gv,Ew", exec: Sy.larLsl(false) },
   { op: 0x0f03, m: "lsl", o: "Gv,Ew", exec: Sy.larLsl(true) },
   { op: 0x0f06, m: "clts", o: "", exec: Sy.clts, exit: ExitReason.CrAccess },

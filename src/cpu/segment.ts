@@ -59,19 +59,31 @@ function checkedAddr(
  * exception `vec` with the selector as error code when it lies beyond the table limit.
  */
 export function readDescriptor(c: Cpu, sel: number, vec = GP): [number, number] {
+  // (In IA-32e mode system descriptors take 16 bytes: see readSystemDescriptorHigh.)
   const ldt = (sel & 4) !== 0;
-  const base = ldt ? c.ldtr.base : c.gdtrBase;
+  const base = ldt ? (c.longMode ? c.ldtr.base64() : c.ldtr.base) : c.gdtrBase;
   const limit = ldt ? c.ldtr.limit : c.gdtrLimit;
   if ((ldt && !c.ldtr.usable) || (sel | 7) > limit) fault(vec, sel & 0xfffc);
-  const addr = (base + (sel & 0xfff8)) | 0;
-  return [c.rdSys(addr, 4), c.rdSys((addr + 4) | 0, 4)];
+  const addr = c.linear(base, sel & 0xfff8);
+  return [c.rdSys(addr, 4), c.rdSys(c.linear(addr, 4), 4)];
+}
+
+/**
+ * The upper half of a 16-byte system descriptor in IA-32e mode (SDM Vol. 3A, 8.2.3):
+ * base bits 63:32; the type field of its second dword must be zero (#GP(selector)).
+ */
+export function readSystemDescriptorHigh(c: Cpu, sel: number): number {
+  if ((sel | 15) > c.gdtrLimit) fault(GP, sel & 0xfffc);
+  const addr = c.linear(c.gdtrBase, (sel & 0xfff8) + 8);
+  if (c.rdSys(c.linear(addr, 4), 4) & 0x1f00) fault(GP, sel & 0xfffc);
+  return c.rdSys(addr, 4);
 }
 
 /** Sets the accessed bit of a descriptor in memory, as the processor does on a load. */
 export function markAccessed(c: Cpu, sel: number, hi: number): void {
   if (hi & (AR_TYPE_ACCESSED << 8)) return;
-  const base = sel & 4 ? c.ldtr.base : c.gdtrBase;
-  c.wrSys((base + (sel & 0xfff8) + 4) | 0, 4, hi | (AR_TYPE_ACCESSED << 8));
+  const base = sel & 4 ? (c.longMode ? c.ldtr.base64() : c.ldtr.base) : c.gdtrBase;
+  c.wrSys(c.linear(base, (sel & 0xfff8) + 4), 4, hi | (AR_TYPE_ACCESSED << 8));
 }
 
 /** Loads a segment register from a descriptor's two dwords (after the caller's checks). */

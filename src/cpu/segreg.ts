@@ -44,6 +44,11 @@ export class SegReg {
         (AR_TYPE_RW | AR_S | AR_P);
   }
 
+  /** The 64-bit base folded to 48 bits (FS/GS bases, TR and LDTR in IA-32e mode). */
+  base64(): number {
+    return (this.baseHi & 0xffff) * 0x100000000 + (this.base >>> 0);
+  }
+
   /** Real-mode and virtual-8086 loads: base = selector * 16, other fields kept. */
   setReal(selector: number): void {
     this.set(selector, (selector & 0xffff) << 4, this.limit, this.ar);

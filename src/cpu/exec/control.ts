@@ -5,6 +5,7 @@
 import { sext } from "../alu.js";
 import {
   AR_DPL_SHIFT,
+  AR_L,
   AR_P,
   AR_S,
   AR_TYPE_CODE,
@@ -37,9 +38,22 @@ import { checkStackSegment, commitSegment, readDescriptor, segAddr } from "../se
 import { deliverEvent, EventType, loadStackSeg, pushSys, tssStack } from "../interrupt.js";
 import { taskSwitch, TaskSwitchReason } from "../task.js";
 import type { Cpu } from "../cpu.js";
+import { iret64 } from "./system64.js";
 import type { Instr } from "../decode.js";
 import type { Handler } from "../opcodes.js";
-import { ea, getReg, peek, push, readE, setReg, setSp, stackAddr, type Size } from "./operands.js";
+import {
+  adjustSp,
+  canonical,
+  ea,
+  getReg,
+  peek,
+  push,
+  readE,
+  setReg,
+  setSp,
+  stackAddr,
+  type Size,
+} from "./operands.js";
 
 /** A near branch target truncated to the operand size; #GP(0) beyond the CS limit. */
 function nearTarget(c: Cpu, i: Instr, target: number): number {
@@ -48,65 +62,105 @@ function nearTarget(c: Cpu, i: Instr, target: number): number {
   return t;
 }
 
-/** Near branch to `target` (an offset in CS). */
-function jumpNear(c: Cpu, i: Instr, target: number): void {
-  c.nextEip = nearTarget(c, i, target);
+/**
+ * The target of a relative branch: in 64-bit mode RIP + displacement, which must be
+ * canonical (#GP(0) otherwise, SDM Vol. 2, JMP); elsewhere EIP + displacement truncated to
+ * the operand size and checked against the CS limit.
+ */
+function relTarget(c: Cpu, i: Instr, disp: number): number {
+  if (!i.mode64) return nearTarget(c, i, c.nextEip + disp);
+  return foldRip(unfoldRip(c.nextEip) + disp);
 }
+
+/** RIP as a signed number (exact: canonical addresses have 48 significant bits). */
+export function unfoldRip(rip: number): number {
+  return rip >= 2 ** 47 ? rip - 2 ** 48 : rip;
+}
+
+/** A signed 64-bit mode target, checked canonical and folded to 48 bits. */
+export function foldRip(t: number): number {
+  if (t < -(2 ** 47) || t >= 2 ** 47) fault(GP, 0);
+  return t < 0 ? t + 2 ** 48 : t;
+}
+
+/** Low and high halves of a folded RIP, for pushing a return address. */
+export function pushRip(c: Cpu, bits: number, rip: number): void {
+  if (bits !== 64) return push(c, bits, rip);
+  push(c, 64, (rip % 0x100000000) | 0, (Math.floor(rip / 0x100000000) << 16) >> 16);
+}
+
+/** An absolute near target just read at `bits` (for 64, its high half in cpu.hi). */
+function absTarget(c: Cpu, i: Instr, lo: number): number {
+  return i.osize === 64 ? canonical(lo, c.hi, GP) : nearTarget(c, i, lo);
+}
+
+/** Displacement of Jz/Jcc rel16/32 (a rel32 for 64-bit operand size). */
+const relz = (i: Instr): number => (i.osize === 16 ? sext(i.imm, 16) : i.imm | 0);
 
 /** JMP rel8/rel32 (EB, E9) and Jcc (70-7F, 0F 80-8F). */
-export const jmpRel: Handler = (c, i) => jumpNear(c, i, c.nextEip + i.imm);
-export const jmpRel8: Handler = (c, i) => jumpNear(c, i, c.nextEip + sext(i.imm, 8));
+export const jmpRel: Handler = (c, i) => {
+  c.nextEip = relTarget(c, i, relz(i));
+};
+export const jmpRel8: Handler = (c, i) => {
+  c.nextEip = relTarget(c, i, sext(i.imm, 8));
+};
 export const jccRel8: Handler = (c, i) => {
-  if (c.flags.cond(i.opcode & 15)) jumpNear(c, i, c.nextEip + sext(i.imm, 8));
+  if (c.flags.cond(i.opcode & 15)) c.nextEip = relTarget(c, i, sext(i.imm, 8));
 };
 export const jccRel: Handler = (c, i) => {
-  if (c.flags.cond(i.opcode & 15)) jumpNear(c, i, c.nextEip + sext(i.imm, i.osize));
+  if (c.flags.cond(i.opcode & 15)) c.nextEip = relTarget(c, i, relz(i));
 };
 
-/** Count register of LOOP/JECXZ and the string instructions: ECX or CX by address size. */
-export function getCount(c: Cpu, i: Instr): number {
-  return i.asize === 32 ? c.regs[ECX] : c.regs[ECX] & 0xffff;
-}
-export function setCount(c: Cpu, i: Instr, v: number): void {
-  setReg(c, ECX, i.asize, v);
+/** Count register of LOOP/JrCXZ and the string instructions: RCX, ECX or CX by address size. */
+export function countIsZero(c: Cpu, i: Instr): boolean {
+  if (i.asize === 64) return (c.regs[ECX] | c.regsHi[ECX]) === 0;
+  return (i.asize === 32 ? c.regs[ECX] : c.regs[ECX] & 0xffff) === 0;
 }
 
-/** LOOPNE/LOOPE/LOOP (E0-E2) and JCXZ/JECXZ (E3). */
+/** Decrements the count register at the address size; true when it is then zero. */
+export function decrementCount(c: Cpu, i: Instr): boolean {
+  if (i.asize === 64) {
+    const lo = c.regs[ECX];
+    setReg(c, ECX, 64, lo - 1, c.regsHi[ECX] - (lo === 0 ? 1 : 0));
+  } else setReg(c, ECX, i.asize, c.regs[ECX] - 1);
+  return countIsZero(c, i);
+}
+
+/** LOOPNE/LOOPE/LOOP (E0-E2) and JrCXZ (E3). */
 export const loop: Handler = (c, i) => {
   let take: boolean;
-  if (i.opcode === 0xe3) take = getCount(c, i) === 0;
+  if (i.opcode === 0xe3) take = countIsZero(c, i);
   else {
-    const n = (getCount(c, i) - 1) & (i.asize === 32 ? -1 : 0xffff);
-    setCount(c, i, n);
-    take = n !== 0;
+    take = !decrementCount(c, i);
     if (i.opcode === 0xe0) take &&= !c.flags.zf();
     else if (i.opcode === 0xe1) take &&= c.flags.zf();
   }
-  if (take) jumpNear(c, i, c.nextEip + sext(i.imm, 8));
+  if (take) c.nextEip = relTarget(c, i, sext(i.imm, 8));
 };
 
 /** CALL checks the target before it pushes the return address (SDM Vol. 2, CALL). */
 export const callRel: Handler = (c, i) => {
-  const target = nearTarget(c, i, c.nextEip + i.imm);
-  push(c, i.osize, c.nextEip);
+  const target = relTarget(c, i, relz(i));
+  pushRip(c, i.osize, c.nextEip);
   c.nextEip = target;
 };
 
 export const callE: Handler = (c, i) => {
-  const target = nearTarget(c, i, readE(c, i, i.osize));
-  push(c, i.osize, c.nextEip);
+  const target = absTarget(c, i, readE(c, i, i.osize));
+  pushRip(c, i.osize, c.nextEip);
   c.nextEip = target;
 };
 
-export const jmpE: Handler = (c, i) => jumpNear(c, i, readE(c, i, i.osize));
+export const jmpE: Handler = (c, i) => {
+  c.nextEip = absTarget(c, i, readE(c, i, i.osize));
+};
 
 /** RET / RET imm16 (C3, C2). */
 export const retNear =
   (withImm: boolean): Handler =>
   (c, i) => {
-    const target = peek(c, 0, i.osize);
-    jumpNear(c, i, target);
-    setSp(c, c.regs[ESP] + (i.osize >> 3) + (withImm ? i.imm : 0));
+    c.nextEip = absTarget(c, i, peek(c, 0, i.osize));
+    adjustSp(c, (i.osize >> 3) + (withImm ? i.imm : 0));
   };
 
 // ---------------------------------------------------------------- far transfers
@@ -138,7 +192,7 @@ function realMode(c: Cpu): boolean {
 function loadCs(c: Cpu, sel: number, lo: number, hi: number, cpl: number, offset: number): void {
   commitSegment(c, c.segs[CS], (sel & 0xfffc) | cpl, lo, hi);
   c.cpl = cpl;
-  c.nextEip = offset >>> 0;
+  c.nextEip = offset < 0 ? offset >>> 0 : offset;
   c.modeChanged();
 }
 
@@ -329,6 +383,7 @@ export const retFar =
     const size = i.osize >> 3;
     const imm = withImm ? i.imm : 0;
     const offset = peek(c, 0, i.osize) >>> 0;
+    const offHi = i.osize === 64 ? c.hi : 0;
     const sel = peek(c, size, 16);
     if (realMode(c)) {
       c.segs[CS].setReal(sel);
@@ -336,14 +391,22 @@ export const retFar =
       setSp(c, c.regs[ESP] + 2 * size + imm);
       return;
     }
-    returnTo(c, i, sel, offset, 2 * size, imm);
+    returnTo(c, i, sel, offset, offHi, 2 * size, imm);
   };
 
 /**
  * Protected-mode return to sel:offset (RETF and IRET): `frame` bytes of the return frame
  * are on the stack; a return to an outer level pops SS:ESP after them (SDM Vol. 2, RET).
  */
-function returnTo(c: Cpu, i: Instr, sel: number, offset: number, frame: number, imm: number): void {
+function returnTo(
+  c: Cpu,
+  i: Instr,
+  sel: number,
+  offset: number,
+  offHi: number,
+  frame: number,
+  imm: number,
+): void {
   const size = i.osize >> 3;
   if ((sel & 0xfffc) === 0) fault(GP, 0);
   const rpl = sel & 3;
@@ -354,25 +417,29 @@ function returnTo(c: Cpu, i: Instr, sel: number, offset: number, frame: number, 
   if (!isCode(ar) || (ar & AR_TYPE_EC ? dpl > rpl : dpl !== rpl)) fault(GP, sel & 0xfffc);
   if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
   if (i.osize === 16) offset &= 0xffff;
+  // A return to 64-bit code takes a canonical 64-bit RIP and checks no limit.
+  const to64 = c.longMode && (ar & AR_L) !== 0;
+  if (to64) offset = canonical(offset, offHi, GP);
+  else if (offset > descriptorLimit(lo, hi)) fault(GP, 0);
   if (rpl === c.cpl) {
-    if (offset > descriptorLimit(lo, hi)) fault(GP, 0);
     loadCs(c, sel, lo, hi, rpl, offset);
-    setSp(c, c.regs[ESP] + frame + imm);
+    adjustSp(c, frame + imm);
     return;
   }
   // Return to an outer privilege level.
   const newEsp = peek(c, frame + imm, i.osize);
+  const newEspHi = i.osize === 64 ? c.hi : 0;
   const ssSel = peek(c, frame + imm + size, 16);
   const [slo, shi] = checkStackSegment(c, ssSel, rpl, GP);
-  if (offset > descriptorLimit(lo, hi)) fault(GP, 0);
   loadCs(c, sel, lo, hi, rpl, offset);
   commitSegment(c, c.segs[SS], ssSel, slo, shi);
-  setSp(c, (i.osize === 16 ? newEsp & 0xffff : newEsp) + imm);
+  setSp(c, i.osize === 16 ? newEsp & 0xffff : newEsp, newEspHi);
+  adjustSp(c, imm);
   nullInaccessibleSegments(c);
 }
 
 /** After a return to an outer level, data segments the new CPL may not use become null. */
-function nullInaccessibleSegments(c: Cpu): void {
+export function nullInaccessibleSegments(c: Cpu): void {
   for (const s of [ES, DS, FS, GS]) {
     const g = c.segs[s];
     const conformingCode = (g.ar & (AR_TYPE_CODE | AR_TYPE_EC)) === (AR_TYPE_CODE | AR_TYPE_EC);
@@ -402,6 +469,7 @@ export const int1: Handler = (c) =>
 export const iret: Handler = (c, i) => {
   // IRET ends NMI blocking even when it faults (SDM Vol. 3A, 6.7.1).
   c.nmiBlocked = false;
+  if (c.longMode) return iret64(c, i.osize);
   const size = i.osize >> 3;
   const iopl = (c.flags.word & IOPL) >> IOPL_SHIFT;
   if (!c.protectedMode || c.v86) {
@@ -431,7 +499,7 @@ export const iret: Handler = (c, i) => {
   const fl = peek(c, 2 * size, i.osize);
   if (fl & VM && c.cpl === 0 && i.osize === 32) return iretToV86(c, eip, cs, fl);
   const oldCpl = c.cpl;
-  returnTo(c, i, cs, eip, 3 * size, 0);
+  returnTo(c, i, cs, eip, 0, 3 * size, 0);
   let mask = WRITABLE & ~(VM | VIF | VIP);
   if (oldCpl > 0) mask &= ~IOPL;
   if (oldCpl > iopl) mask &= ~IF;

@@ -53,20 +53,22 @@ import {
   AR_DB,
   AR_G,
   AR_TYPE_ACCESSED,
+  AR_L,
   BLOCKING_STI,
+  EFER_LMA,
+  EFER_LME,
 } from "../arch.js";
 import { cpuid } from "../cpuid.js";
 import { fault } from "../fault.js";
 import { CF, DF, IF, IOPL, IOPL_SHIFT, RF, VM, ZF } from "../flags.js";
-import { loadPdptes } from "../mmu.js";
+import { loadPdptes, MAXPHYADDR } from "../mmu.js";
 import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP, IA32_TSC_AUX } from "../msr.js";
 import { descriptorAr, descriptorBase, descriptorLimit } from "../segreg.js";
-import { readDescriptor } from "../segment.js";
+import { readDescriptor, readSystemDescriptorHigh } from "../segment.js";
 import type { Cpu } from "../cpu.js";
 import { ActivityState } from "../../engine/engine.js";
 import type { Handler } from "../opcodes.js";
-import { ea, getReg, readE, setReg, writeE } from "./operands.js";
-import { segAddr } from "../segment.js";
+import { canonical, ea, getReg, memAddr, readE, setReg, writeE } from "./operands.js";
 
 /** #GP(0) unless at CPL 0 (and not in V86 mode, where CPL is 3). */
 function requireCpl0(c: Cpu): void {
@@ -112,10 +114,12 @@ export const lgdtLidt =
   (idt: boolean): Handler =>
   (c, i) => {
     requireCpl0(c);
-    const lin = segAddr(c, i.seg, ea(c, i), 6, false);
+    // m16&32, or in 64-bit mode m16&64 with a canonical base (SDM Vol. 2, LGDT/LIDT).
+    const lin = memAddr(c, i, c.mode64 ? 10 : 6, false);
     const limit = c.rd(lin, 2);
-    let base = c.rd((lin + 2) | 0, 4);
-    if (i.osize === 16) base &= 0xffffff;
+    let base = c.rd(lin + 2, 4);
+    if (c.mode64) base = canonical(base, c.rd(lin + 6, 4), GP);
+    else if (i.osize === 16) base &= 0xffffff;
     if (idt) {
       c.idtrLimit = limit;
       c.idtrBase = base;
@@ -128,12 +132,18 @@ export const lgdtLidt =
 export const sgdtSidt =
   (idt: boolean): Handler =>
   (c, i) => {
-    const lin = segAddr(c, i.seg, ea(c, i), 6, true);
-    c.probeWrite(lin, 6);
+    const size = c.mode64 ? 10 : 6;
+    const lin = memAddr(c, i, size, true);
+    c.probeWrite(lin, size);
     c.wr(lin, 2, idt ? c.idtrLimit : c.gdtrLimit);
     let base = idt ? c.idtrBase : c.gdtrBase;
+    if (c.mode64) {
+      c.wr(lin + 2, 4, base % 0x100000000);
+      c.wr(lin + 6, 4, (Math.floor(base / 0x100000000) << 16) >> 16);
+      return;
+    }
     if (i.osize === 16) base &= 0xffffff;
-    c.wr((lin + 2) | 0, 4, base);
+    c.wr(lin + 2, 4, base);
   };
 
 export const sldt: Handler = (c, i) => {
@@ -165,7 +175,9 @@ export const lldt: Handler = (c, i) => {
   const [lo, hi] = readDescriptor(c, sel);
   if (((hi >> 8) & 0x1f) !== SYS_LDT) fault(GP, sel & 0xfffc);
   if (!(hi & (AR_P << 8))) fault(NP, sel & 0xfffc);
+  const baseHi = c.longMode ? readSystemDescriptorHigh(c, sel) : 0;
   c.ldtr.set(sel, descriptorBase(lo, hi), descriptorLimit(lo, hi), descriptorAr(hi));
+  c.ldtr.baseHi = baseHi;
 };
 
 /** LTR r/m16: loads an available TSS and marks its descriptor busy. */
@@ -177,11 +189,15 @@ export const ltr: Handler = (c, i) => {
   if (sel & 4) fault(GP, sel & 0xfffc);
   const [lo, hi] = readDescriptor(c, sel);
   const type = (hi >> 8) & 0x1f;
-  if (type !== SYS_TSS32_AVAIL && type !== SYS_TSS16_AVAIL) fault(GP, sel & 0xfffc);
+  // IA-32e mode has only the 64-bit TSS, with the 32-bit TSS's type (SDM Vol. 3A, 8.7).
+  const okTypes = c.longMode ? [SYS_TSS32_AVAIL] : [SYS_TSS32_AVAIL, SYS_TSS16_AVAIL];
+  if (!okTypes.includes(type)) fault(GP, sel & 0xfffc);
   if (!(hi & (AR_P << 8))) fault(NP, sel & 0xfffc);
+  const baseHi = c.longMode ? readSystemDescriptorHigh(c, sel) : 0;
   const busy = hi | (2 << 8);
-  c.wrSys((c.gdtrBase + (sel & 0xfff8) + 4) | 0, 4, busy);
+  c.wrSys(c.linear(c.gdtrBase, (sel & 0xfff8) + 4), 4, busy);
   c.tr.set(sel, descriptorBase(lo, hi), descriptorLimit(lo, hi), descriptorAr(busy));
+  c.tr.baseHi = baseHi;
 };
 
 export const smsw: Handler = (c, i) => {
@@ -205,7 +221,20 @@ export function writeCr0(c: Cpu, v: number): void {
   if (v & CR0_PG && !(v & CR0_PE)) fault(GP, 0);
   if (v & CR0_NW && !(v & CR0_CD)) fault(GP, 0);
   const changed = c.cr0 ^ v;
-  if (v & CR0_PG && changed & CR0_PG && c.cr4 & CR4_PAE) loadPdptes(c);
+  if (changed & CR0_PG) {
+    if (v & CR0_PG && c.msr.efer & EFER_LME) {
+      // Enabling paging with EFER.LME activates IA-32e mode; it needs PAE and a code
+      // segment that is not 64-bit (SDM Vol. 3A, 10.8.5).
+      if (!(c.cr4 & CR4_PAE) || c.segs[CS].ar & AR_L) fault(GP, 0);
+      c.msr.efer |= EFER_LMA;
+    } else if (v & CR0_PG) {
+      if (c.cr4 & CR4_PAE) loadPdptes(c);
+    } else if (c.msr.efer & EFER_LMA) {
+      // Leaving IA-32e mode is allowed only from compatibility mode.
+      if (c.mode64) fault(GP, 0);
+      c.msr.efer &= ~EFER_LMA;
+    }
+  }
   c.cr0 = v | 0;
   if (changed & (CR0_PG | CR0_WP | CR0_PE)) c.flushTlb(true);
   c.modeChanged();
@@ -214,7 +243,8 @@ export function writeCr0(c: Cpu, v: number): void {
 function writeCr4(c: Cpu, v: number): void {
   if (v & ~CR4_VALID) fault(GP, 0);
   const changed = c.cr4 ^ v;
-  if (c.cr0 & CR0_PG && changed & CR4_PAE && v & CR4_PAE) {
+  if (c.longMode && !(v & CR4_PAE)) fault(GP, 0); // IA-32e mode needs PAE
+  if (!c.longMode && c.cr0 & CR0_PG && changed & CR4_PAE && v & CR4_PAE) {
     const old = c.cr4;
     c.cr4 = v;
     try {
@@ -228,8 +258,11 @@ function writeCr4(c: Cpu, v: number): void {
   if (changed & (CR4_PSE | CR4_PAE | CR4_PGE)) c.flushTlb(true);
 }
 
-function writeCr3(c: Cpu, v: number): void {
-  if (c.cr0 & CR0_PG && c.cr4 & CR4_PAE) {
+function writeCr3(c: Cpu, v: number, hi = 0): void {
+  // In IA-32e mode CR3 is 64 bits; bits above MAXPHYADDR are reserved (SDM Vol. 3A, 4.5).
+  if (hi & ~((1 << (MAXPHYADDR - 32)) - 1)) fault(GP, 0);
+  c.cr3Hi = c.longMode ? hi : 0;
+  if (!c.longMode && c.cr0 & CR0_PG && c.cr4 & CR4_PAE) {
     const old = c.cr3;
     c.cr3 = v;
     try {
@@ -248,26 +281,49 @@ export const movCr =
   (toCr: boolean): Handler =>
   (c, i) => {
     if (c.v86) fault(GP, 0);
-    if (i.reg === 1 || i.reg > 4) fault(UD);
+    const n = i.reg; // REX.R reaches CR8 in 64-bit mode
+    if (!(n === 0 || n === 2 || n === 3 || n === 4 || (n === 8 && c.mode64))) fault(UD);
     requireCpl0(c);
     if (!toCr) {
-      const v = [c.cr0, 0, c.cr2, c.cr3, c.cr4][i.reg];
-      c.regs[i.rm] = v;
+      // In 64-bit mode the register operand is 64 bits (SDM Vol. 2, MOV—Control Registers).
+      let lo = [c.cr0, 0, c.cr2, c.cr3, c.cr4, 0, 0, 0, c.cr8][n];
+      let hi = 0;
+      if (n === 2 && c.mode64) {
+        hi = (Math.floor(c.cr2 / 0x100000000) << 16) >> 16;
+        lo = c.cr2 % 0x100000000;
+      } else if (n === 3) hi = c.cr3Hi;
+      setReg(c, i.rm, c.mode64 ? 64 : 32, lo | 0, hi);
       return;
     }
     const v = c.regs[i.rm];
-    if (i.reg === 0) writeCr0(c, v);
-    else if (i.reg === 2) c.cr2 = v;
-    else if (i.reg === 3) writeCr3(c, v);
-    else writeCr4(c, v);
+    const hi = c.mode64 ? c.regsHi[i.rm] : 0;
+    if (n === 0) {
+      if (hi) fault(GP, 0);
+      writeCr0(c, v);
+    } else if (n === 2) c.cr2 = c.mode64 ? canonicalOrFold(v, hi) : v;
+    else if (n === 3) writeCr3(c, v, hi);
+    else if (n === 4) {
+      if (hi) fault(GP, 0);
+      writeCr4(c, v);
+    } else {
+      // CR8 is the task-priority class, bits 3:0 (SDM Vol. 3A, 10.8.6.1).
+      if (hi || v & ~0xf) fault(GP, 0);
+      c.cr8 = v;
+    }
   };
 
-/** MOV r32, DRn (0F 21) and MOV DRn, r32 (0F 23) (SDM Vol. 3B, 18.2). */
+/** CR2 takes any 64-bit value; we keep linear addresses folded to 48 bits. */
+function canonicalOrFold(lo: number, hi: number): number {
+  return (hi & 0xffff) * 0x100000000 + (lo >>> 0);
+}
+
+/** MOV r, DRn (0F 21) and MOV DRn, r (0F 23) (SDM Vol. 3B, 18.2). */
 export const movDr =
   (toDr: boolean): Handler =>
   (c, i) => {
     if (c.v86) fault(GP, 0);
     let n = i.reg;
+    if (n > 7) fault(UD);
     if (n === 4 || n === 5) {
       if (c.cr4 & CR4_DE) fault(UD);
       n += 2; // DR4/DR5 alias DR6/DR7
@@ -279,14 +335,20 @@ export const movDr =
       c.dr[7] &= ~DR7_GD;
       fault(DB);
     }
+    const width = c.mode64 ? 64 : 32;
     if (!toDr) {
-      c.regs[i.rm] = c.dr[n];
+      setReg(c, i.rm, width, c.dr[n], n < 4 ? c.drHi[n] : 0);
       return;
     }
     const v = c.regs[i.rm];
+    const hi = c.mode64 ? c.regsHi[i.rm] : 0;
+    if (n >= 6 && hi) fault(GP, 0); // DR6 and DR7 bits 63:32 are reserved
     if (n === 6) c.dr[6] = v | DR6_FIXED1;
     else if (n === 7) c.dr[7] = (v | DR7_FIXED1) & ~(0xc000 | 0x800);
-    else c.dr[n] = v;
+    else {
+      c.dr[n] = v;
+      c.drHi[n] = hi;
+    }
   };
 
 export const clts: Handler = (c) => {
@@ -296,7 +358,15 @@ export const clts: Handler = (c) => {
 
 export const invlpg: Handler = (c, i) => {
   requireCpl0(c);
-  c.flushTlbPage((c.segs[i.seg].base + ea(c, i)) | 0);
+  if (!c.mode64) return c.flushTlbPage((c.segs[i.seg].base + ea(c, i)) | 0);
+  // In 64-bit mode a non-canonical address makes INVLPG a no-op (SDM Vol. 2, INVLPG).
+  let lin: number;
+  try {
+    lin = memAddr(c, i, 1, false);
+  } catch {
+    return;
+  }
+  c.flushTlbPage(lin);
 };
 
 /** WBINVD/INVD: caches are not modelled, so only the privilege check remains. */
