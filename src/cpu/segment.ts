@@ -144,7 +144,8 @@ export function loadDataSeg(c: Cpu, seg: number, sel: number): void {
   }
   const rpl = sel & 3;
   if ((sel & 0xfffc) === 0) {
-    if (seg === SS) fault(GP, 0);
+    // A null SS is allowed only in 64-bit mode below CPL 3, with RPL = CPL (SDM Vol. 2, MOV).
+    if (seg === SS && (!c.mode64 || c.cpl === 3 || rpl !== c.cpl)) fault(GP, 0);
     // A null selector loads an unusable segment; using it later raises #GP(0).
     s.set(sel, 0, 0, AR_UNUSABLE);
     return;

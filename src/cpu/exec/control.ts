@@ -44,6 +44,8 @@ import type { Handler } from "../opcodes.js";
 import {
   adjustSp,
   canonical,
+  memAddr,
+  readMem,
   ea,
   getReg,
   peek,
@@ -165,12 +167,17 @@ export const retNear =
 
 // ---------------------------------------------------------------- far transfers
 
-/** Reads a far pointer (offset, then selector) from the memory operand. */
+/**
+ * Reads a far pointer (offset, then selector) from the memory operand: m16:16, m16:32 or,
+ * with REX.W in 64-bit mode, m16:64 (the offset's high half is left in cpu.hi).
+ */
 function farPointer(c: Cpu, i: Instr): [number, number] {
   if (i.mod === 3) fault(UD);
-  const size = (i.osize >> 3) as Size;
-  const lin = segAddr(c, i.seg, ea(c, i), size + 2, false);
-  return [c.rd(lin, size), c.rd((lin + size) | 0, 2)];
+  const size = i.osize >> 3;
+  const lin = memAddr(c, i, size + 2, false);
+  const sel = c.rd(lin + size, 2);
+  const off = readMem(c, lin, i.osize);
+  return [off, sel];
 }
 
 export const jmpFarImm: Handler = (c, i) => farJump(c, i, i.imm2, i.imm);
@@ -247,7 +254,9 @@ function farJump(c: Cpu, i: Instr, sel: number, offset: number): void {
     return;
   }
   const type = ar & 0x1f;
-  if (type === SYS_CALL_GATE32 || type === SYS_CALL_GATE16) {
+  // IA-32e mode's 16-byte call gates (SDM Vol. 3A, 5.8.3.1) are not implemented yet: they
+  // raise #GP like an invalid target rather than run with 32-bit gate semantics.
+  if ((type === SYS_CALL_GATE32 || type === SYS_CALL_GATE16) && !c.longMode) {
     checkGate(c, sel, ar);
     // JMP through a call gate never changes privilege (SDM Vol. 3A, 5.8.4).
     const g = gateDestination(c, lo, hi, type, (dpl, conforming) =>
@@ -256,7 +265,8 @@ function farJump(c: Cpu, i: Instr, sel: number, offset: number): void {
     loadCs(c, g.sel, g.lo, g.hi, c.cpl, g.offset);
     return;
   }
-  if (type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) {
+  if ((type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) && !c.longMode) {
+    // There are no task switches in IA-32e mode: such targets fall through to #GP.
     checkGate(c, sel, ar);
     taskSwitch(c, type === SYS_TASK_GATE ? lo >>> 16 : sel, TaskSwitchReason.Jump, c.nextEip);
     return;
@@ -318,12 +328,15 @@ function farCall(c: Cpu, i: Instr, sel: number, offset: number): void {
     return;
   }
   const type = ar & 0x1f;
-  if (type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) {
+  if ((type === SYS_TASK_GATE || type === SYS_TSS32_AVAIL) && !c.longMode) {
+    // There are no task switches in IA-32e mode: such targets fall through to #GP.
     checkGate(c, sel, ar);
     taskSwitch(c, type === SYS_TASK_GATE ? lo >>> 16 : sel, TaskSwitchReason.Call, c.nextEip);
     return;
   }
-  if (type !== SYS_CALL_GATE32 && type !== SYS_CALL_GATE16) fault(GP, sel & 0xfffc);
+  if ((type !== SYS_CALL_GATE32 && type !== SYS_CALL_GATE16) || c.longMode) {
+    fault(GP, sel & 0xfffc); // (no 64-bit call gates yet, see farJump)
+  }
   checkGate(c, sel, ar);
   callGate(c, lo, hi, type);
 }
