@@ -2,7 +2,7 @@
  * `npm run bench`: the soft engine's speed on a named compute workload, in millions of
  * guest instructions per second (MIPS). Speed is measured here, never asserted in tests.
  *
- * Usage: npm run bench [-- --iters N] [--runs R] [--variant i386|pae] [--opt O2|O0|Os]
+ * Usage: npm run bench [-- --iters N] [--runs R] [--variant i386,amd64] [--opt O2|O0|Os]
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -21,10 +21,12 @@ function arg(name: string, fallback: string): string {
 
 const iters = Number(arg("iters", "20"));
 const runs = Number(arg("runs", "3"));
-const variant = arg("variant", "i386");
+/** The builds to measure: 32-bit protected mode and 64-bit (IA-32e) code. */
+const variants = arg("variant", "i386,amd64").split(",");
 const opt = arg("opt", "O2");
-const kernelPath = join(root, "guests", "build", variant, `compute-${opt}.elf`);
-if (!existsSync(kernelPath))
+const kernelPath = (variant: string): string =>
+  join(root, "guests", "build", variant, `compute-${opt}.elf`);
+if (!variants.every((v) => existsSync(kernelPath(v))))
   execFileSync("make", ["-s", "-C", join(root, "guests")], { stdio: "inherit" });
 
 /** Collects the guest's serial output so the run can be checked, not just timed. */
@@ -39,12 +41,14 @@ class Capture implements OutputSink {
   }
 }
 
-async function once(): Promise<{ instructions: number; seconds: number; output: string }> {
+async function once(
+  variant: string,
+): Promise<{ instructions: number; seconds: number; output: string }> {
   const serial = new Capture();
   const m = new Machine({
     memoryMiB: 64,
     smp: 1,
-    kernel: new Uint8Array(readFileSync(kernelPath)),
+    kernel: new Uint8Array(readFileSync(kernelPath(variant))),
     cmdline: `compute iters=${iters}`,
     modules: [],
     serial,
@@ -65,21 +69,24 @@ async function once(): Promise<{ instructions: number; seconds: number; output: 
 const host = join(root, "guests", "build", "host", "compute");
 const expected = existsSync(host) ? execFileSync(host, [`iters=${iters}`]).toString() : null;
 
-console.log(
-  `workload: compute kernel (guests/compute), ${variant} -O${opt.slice(1)}, iters=${iters}`,
-);
-const mips: number[] = [];
-for (let r = 0; r < runs; r++) {
-  const { instructions, seconds, output } = await once();
-  if (expected !== null && !output.endsWith(expected))
-    throw new Error("guest output differs from the host build");
-  mips.push(instructions / seconds / 1e6);
+for (const variant of variants) {
   console.log(
-    `  run ${r + 1}: ${(instructions / 1e6).toFixed(1)} M instructions in ${seconds.toFixed(2)} s` +
-      ` = ${mips[r].toFixed(1)} MIPS`,
+    `workload: compute kernel (guests/compute), ${variant} -O${opt.slice(1)}, iters=${iters}`,
+  );
+  const mips: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const { instructions, seconds, output } = await once(variant);
+    if (expected !== null && !output.endsWith(expected))
+      throw new Error("guest output differs from the host build");
+    mips.push(instructions / seconds / 1e6);
+    console.log(
+      `  run ${r + 1}: ${(instructions / 1e6).toFixed(1)} M instructions in ${seconds.toFixed(2)} s` +
+        ` = ${mips[r].toFixed(1)} MIPS`,
+    );
+  }
+  mips.sort((a, b) => a - b);
+  console.log(
+    `soft engine (${variant}): ${mips[Math.floor(mips.length / 2)].toFixed(1)} MIPS` +
+      ` (median of ${runs})`,
   );
 }
-mips.sort((a, b) => a - b);
-console.log(
-  `soft engine: ${mips[Math.floor(mips.length / 2)].toFixed(1)} MIPS (median of ${runs})`,
-);
