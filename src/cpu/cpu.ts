@@ -53,6 +53,9 @@ import { Fault, fault } from "./fault.js";
 import { SegReg } from "./segreg.js";
 import { Instr, decode } from "./decode.js";
 import {
+  ACC_IMPLICIT,
+  P_RS_AC,
+  P_WS_AC,
   linearPage,
   translate,
   TLB_SIZE,
@@ -414,8 +417,10 @@ export class Cpu implements Vcpu {
   modeChanged(): void {
     const user = this.cpl === 3;
     const alignCheck = user && (this.cr0 & CR0_AM) !== 0 && (this.flags.word & AC) !== 0;
-    this.needRead = alignCheck ? P_NEVER : user ? P_RU : P_RS;
-    this.needWrite = alignCheck ? P_NEVER : user ? P_WU : P_WS;
+    // With EFLAGS.AC, supervisor accesses may also use user pages under SMAP (mmu.ts).
+    const ac = (this.flags.word & AC) !== 0;
+    this.needRead = alignCheck ? P_NEVER : user ? P_RU : ac ? P_RS | P_RS_AC : P_RS;
+    this.needWrite = alignCheck ? P_NEVER : user ? P_WU : ac ? P_WS | P_WS_AC : P_WS;
     this.needExec = user ? P_XU : P_XS;
     this.fetchPage = -1;
     // 64-bit mode: IA-32e mode with a 64-bit code segment (SDM Vol. 3A, 2.2.1).
@@ -526,15 +531,15 @@ export class Cpu implements Vcpu {
 
   /** Implicit supervisor reads (descriptor tables, IDT, TSS): CPL does not matter. */
   rdSys(lin: number, size: 1 | 2 | 4): number {
-    return this.rdSlow(lin, size, 0);
+    return this.rdSlow(lin, size, ACC_IMPLICIT);
   }
   wrSys(lin: number, size: 1 | 2 | 4, v: number): void {
-    this.wrSlow(lin, size, v, 0);
+    this.wrSlow(lin, size, v, ACC_IMPLICIT);
   }
 
   private alignCheck(lin: number, size: number, user: number): void {
     if (
-      user !== 0 &&
+      (user & PFEC_U) !== 0 &&
       (lin & (size - 1)) !== 0 &&
       (this.cr0 & CR0_AM) !== 0 &&
       (this.flags.word & AC) !== 0

@@ -258,7 +258,7 @@ export function decode(cpu: Cpu, i: Instr): void {
     i.rm = (opcode & 7) | rexB; // the register in the opcode's low bits (50+r, B8+r, ...)
     i.seg = segOverride >= 0 ? segOverride : DS;
   }
-  if (entry === undefined) entry = UNDEFINED;
+  if (entry === undefined || (entry.noPrefix && (opsizePrefix || rep !== 0))) entry = UNDEFINED;
   // LOCK is allowed only on the read-modify-write forms that list it, with a memory
   // destination (SDM Vol. 2, LOCK).
   if (lock && (!entry.lock || i.mod === 3)) fault(6);

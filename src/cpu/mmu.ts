@@ -5,6 +5,8 @@
  * only once the dirty bit is set, so the first write still walks and sets D.
  */
 import {
+  CR4_SMAP,
+  CR4_SMEP,
   EFER_LMA,
   CR0_WP,
   CR4_PAE,
@@ -27,6 +29,7 @@ import {
   PTE_US,
 } from "./arch.js";
 import { Fault, fault } from "./fault.js";
+import { AC } from "./flags.js";
 import { PageKind } from "../machine/memory.js";
 import type { Cpu } from "./cpu.js";
 
@@ -42,6 +45,10 @@ export const P_G = 1 << 6; // global page: survives CR3 loads
 export const P_RAM = 1 << 7; // the physical page is RAM (direct access)
 export const P_LARGE = 1 << 8; // piece of a 2/4 MiB page (INVLPG drops the whole page)
 export const P_NEVER = 1 << 9; // no entry has it: forces the checked slow path
+export const P_RS_AC = 1 << 10; // supervisor read of a user page under SMAP, with EFLAGS.AC
+export const P_WS_AC = 1 << 11; // supervisor write of a user page under SMAP, with EFLAGS.AC
+/** Access flag (beside the PFEC bits): an implicit supervisor access, which SMAP always checks. */
+export const ACC_IMPLICIT = 1 << 8;
 
 /**
  * The page number of a linear address. Linear addresses are numbers of two forms: in
@@ -110,8 +117,10 @@ const result: Walk = { frame: 0, perm: 0 };
 
 function pageFault(cpu: Cpu, lin: number, access: number, present: boolean, rsvd = false): never {
   let ec = access & (PFEC_W | PFEC_U);
-  // I/D is reported only where execute-disable exists (SDM Vol. 3A, 4.7).
-  if (access & PFEC_I && cpu.cr4 & CR4_PAE && cpu.msr.efer & EFER_NXE) ec |= PFEC_I;
+  // I/D is reported only where execute-disable or SMEP exists (SDM Vol. 3A, 4.7).
+  if (access & PFEC_I && ((cpu.cr4 & CR4_PAE && cpu.msr.efer & EFER_NXE) || cpu.cr4 & CR4_SMEP)) {
+    ec |= PFEC_I;
+  }
   if (present) ec |= PFEC_P;
   if (rsvd) ec |= PFEC_RSVD | PFEC_P;
   throw new PageFault(ec, lin < 0x100000000 ? lin >>> 0 : lin);
@@ -135,9 +144,18 @@ function rights(
   const user = (access & PFEC_U) !== 0;
   const fetch = (access & PFEC_I) !== 0;
   const wp = (cpu.cr0 & CR0_WP) !== 0;
+  const smep = (cpu.cr4 & CR4_SMEP) !== 0;
+  const smap = (cpu.cr4 & CR4_SMAP) !== 0;
   if (user && !us) pageFault(cpu, lin, access, true);
   if (write && !rw && (user || wp)) pageFault(cpu, lin, access, true);
   if (fetch && nx) pageFault(cpu, lin, access, true);
+  if (!user && us) {
+    // SMEP: no supervisor fetches from user pages; SMAP: no supervisor data accesses to
+    // them, unless EFLAGS.AC is set for an explicit access (SDM Vol. 3A, 4.6.1).
+    if (fetch && smep) pageFault(cpu, lin, access, true);
+    const implicit = (access & ACC_IMPLICIT) !== 0;
+    if (!fetch && smap && (implicit || !(cpu.flags.word & AC))) pageFault(cpu, lin, access, true);
+  }
   let perm = P_RS;
   if (dirty && (rw || !wp)) perm |= P_WS;
   if (!nx) perm |= P_XS;
@@ -145,6 +163,11 @@ function rights(
     perm |= P_RU;
     if (dirty && rw) perm |= P_WU;
     if (!nx) perm |= P_XU;
+    if (smep) perm &= ~P_XS;
+    // Under SMAP, supervisor data access to a user page needs EFLAGS.AC: keep it under the
+    // bits that only the AC=1 masks of Cpu.modeChanged ask for.
+    if (smap)
+      perm = (perm & ~(P_RS | P_WS)) | (perm & P_RS ? P_RS_AC : 0) | (perm & P_WS ? P_WS_AC : 0);
   }
   return perm;
 }

@@ -41,6 +41,8 @@ export interface OpDef {
   mode64?: "i64" | "o64";
   /** d64: 64-bit operand size by default in 64-bit mode; f64: always 64-bit there. */
   size64?: "d64" | "f64";
+  /** A 66, F2 or F3 prefix makes the encoding invalid (#UD), as for STAC/CLAC. */
+  noPrefix?: boolean;
   /**
    * The VM exit this instruction can cause in VMX non-root operation, unconditionally or
    * under a VM-execution control (SDM Vol. 3C, 26.1 and 26.2).
@@ -322,6 +324,26 @@ export const OPCODES: readonly OpDef[] = [
     o: "M",
     exec: Sy.invlpg,
     exit: ExitReason.Invlpg,
+  },
+  {
+    op: 0x0f01,
+    reg: 1,
+    mod3: true,
+    rm: 2,
+    m: "clac",
+    o: "",
+    exec: Sy.stacClac(false),
+    noPrefix: true,
+  },
+  {
+    op: 0x0f01,
+    reg: 1,
+    mod3: true,
+    rm: 3,
+    m: "stac",
+    o: "",
+    exec: Sy.stacClac(true),
+    noPrefix: true,
   },
   {
     op: 0x0f01,

@@ -38,7 +38,7 @@ import { checkStackSegment, commitSegment, readDescriptor, segAddr } from "../se
 import { deliverEvent, EventType, loadStackSeg, pushSys, tssStack } from "../interrupt.js";
 import { taskSwitch, TaskSwitchReason } from "../task.js";
 import type { Cpu } from "../cpu.js";
-import { iret64 } from "./system64.js";
+import { callGate64, iret64 } from "./system64.js";
 import type { Instr } from "../decode.js";
 import type { Handler } from "../opcodes.js";
 import {
@@ -254,9 +254,11 @@ function farJump(c: Cpu, i: Instr, sel: number, offset: number): void {
     return;
   }
   const type = ar & 0x1f;
-  // IA-32e mode's 16-byte call gates (SDM Vol. 3A, 5.8.3.1) are not implemented yet: they
-  // raise #GP like an invalid target rather than run with 32-bit gate semantics.
-  if ((type === SYS_CALL_GATE32 || type === SYS_CALL_GATE16) && !c.longMode) {
+  if (type === SYS_CALL_GATE32 && c.longMode) {
+    checkGate(c, sel, ar);
+    return callGate64(c, sel, lo, hi, false);
+  }
+  if (type === SYS_CALL_GATE32 || type === SYS_CALL_GATE16) {
     checkGate(c, sel, ar);
     // JMP through a call gate never changes privilege (SDM Vol. 3A, 5.8.4).
     const g = gateDestination(c, lo, hi, type, (dpl, conforming) =>
@@ -334,10 +336,12 @@ function farCall(c: Cpu, i: Instr, sel: number, offset: number): void {
     taskSwitch(c, type === SYS_TASK_GATE ? lo >>> 16 : sel, TaskSwitchReason.Call, c.nextEip);
     return;
   }
-  if ((type !== SYS_CALL_GATE32 && type !== SYS_CALL_GATE16) || c.longMode) {
-    fault(GP, sel & 0xfffc); // (no 64-bit call gates yet, see farJump)
+  // IA-32e mode has only 64-bit call gates, with the 32-bit gate's type (SDM 5.8.3.1).
+  if (type !== SYS_CALL_GATE32 && (type !== SYS_CALL_GATE16 || c.longMode)) {
+    fault(GP, sel & 0xfffc);
   }
   checkGate(c, sel, ar);
+  if (c.longMode) return callGate64(c, sel, lo, hi, true);
   callGate(c, lo, hi, type);
 }
 

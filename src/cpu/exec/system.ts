@@ -24,7 +24,10 @@ import {
   CR4_PAE,
   CR4_PGE,
   CR4_PSE,
+  CR4_SMAP,
+  CR4_SMEP,
   CR4_TSD,
+  CR4_UMIP,
   CR4_VALID,
   CS,
   DB,
@@ -60,7 +63,7 @@ import {
 } from "../arch.js";
 import { cpuid } from "../cpuid.js";
 import { fault } from "../fault.js";
-import { CF, DF, IF, IOPL, IOPL_SHIFT, RF, VM, ZF } from "../flags.js";
+import { AC, CF, DF, IF, IOPL, IOPL_SHIFT, RF, VM, ZF } from "../flags.js";
 import { loadPdptes, MAXPHYADDR } from "../mmu.js";
 import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP, IA32_TSC_AUX } from "../msr.js";
 import { descriptorAr, descriptorBase, descriptorLimit } from "../segreg.js";
@@ -129,9 +132,24 @@ export const lgdtLidt =
     }
   };
 
+/** STAC/CLAC (0F 01 CB/CA): set or clear EFLAGS.AC for SMAP; #UD at CPL > 0. */
+export const stacClac =
+  (set: boolean): Handler =>
+  (c) => {
+    if (c.cpl > 0) fault(UD);
+    c.flags.setBit(AC, set);
+    c.modeChanged();
+  };
+
+/** UMIP: SGDT, SIDT, SLDT, SMSW and STR at CPL > 0 raise #GP(0) (SDM Vol. 3A, 2.5). */
+function checkUmip(c: Cpu): void {
+  if (c.cr4 & CR4_UMIP && c.cpl > 0) fault(GP, 0);
+}
+
 export const sgdtSidt =
   (idt: boolean): Handler =>
   (c, i) => {
+    checkUmip(c);
     const size = c.mode64 ? 10 : 6;
     const lin = memAddr(c, i, size, true);
     c.probeWrite(lin, size);
@@ -148,11 +166,13 @@ export const sgdtSidt =
 
 export const sldt: Handler = (c, i) => {
   requireProtected(c);
+  checkUmip(c);
   writeSelector(c, i, c.ldtr.selector);
 };
 
 export const str: Handler = (c, i) => {
   requireProtected(c);
+  checkUmip(c);
   writeSelector(c, i, c.tr.selector);
 };
 
@@ -201,6 +221,7 @@ export const ltr: Handler = (c, i) => {
 };
 
 export const smsw: Handler = (c, i) => {
+  checkUmip(c);
   if (i.mod === 3) setReg(c, i.rm, i.osize, c.cr0);
   else writeE(c, i, 16, c.cr0);
 };
@@ -255,7 +276,7 @@ function writeCr4(c: Cpu, v: number): void {
     }
   }
   c.cr4 = v;
-  if (changed & (CR4_PSE | CR4_PAE | CR4_PGE)) c.flushTlb(true);
+  if (changed & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_SMEP | CR4_SMAP)) c.flushTlb(true);
 }
 
 function writeCr3(c: Cpu, v: number, hi = 0): void {

@@ -28,7 +28,12 @@ import { fault } from "../fault.js";
 import { IF, IOPL, IOPL_SHIFT, NT, RF, VIF, VIP, VM, WRITABLE } from "../flags.js";
 import { IA32_FMASK, IA32_KERNEL_GS_BASE, IA32_LSTAR, IA32_STAR } from "../msr.js";
 import { descriptorAr, descriptorLimit } from "../segreg.js";
-import { checkStackSegment, commitSegment, readDescriptor } from "../segment.js";
+import {
+  checkStackSegment,
+  commitSegment,
+  readDescriptor,
+  readSystemDescriptorHigh,
+} from "../segment.js";
 import type { Cpu } from "../cpu.js";
 import type { Handler } from "../opcodes.js";
 import { canonical, peek, setReg } from "./operands.js";
@@ -141,5 +146,62 @@ export function iret64(c: Cpu, osize: number): void {
   if (osize === 16) mask &= 0xffff;
   c.flags.load((c.flags.get() & ~mask) | (fl & mask));
   if (outer) nullInaccessibleSegments(c); // (SDM Vol. 2, IRET)
+  c.modeChanged();
+}
+
+/**
+ * A far CALL or JMP through an IA-32e mode call gate (SDM Vol. 3A, 5.8.3.1 and 5.8.5):
+ * 16 bytes with a 64-bit offset, to 64-bit code only; a CALL to a more privileged level
+ * takes RSPn from the TSS, loads a null SS and pushes SS:RSP; all pushes are 8 bytes and
+ * no parameters are copied.
+ */
+export function callGate64(c: Cpu, gateSel: number, lo: number, hi: number, call: boolean): void {
+  const offHi = readSystemDescriptorHigh(c, gateSel);
+  const sel = lo >>> 16;
+  const target = canonical((hi & 0xffff0000) | (lo & 0xffff), offHi, GP);
+  if ((sel & 0xfffc) === 0) fault(GP, 0);
+  const [clo, chi] = readDescriptor(c, sel);
+  const ar = descriptorAr(chi);
+  const dpl = (ar >> AR_DPL_SHIFT) & 3;
+  const conforming = (ar & AR_TYPE_EC) !== 0;
+  const code64 = (ar & (AR_S | AR_TYPE_CODE | AR_L | AR_DB)) === (AR_S | AR_TYPE_CODE | AR_L);
+  // CALL may go to a more privileged level; JMP keeps the privilege level (5.8.4).
+  const allowed = call || conforming ? dpl <= c.cpl : dpl === c.cpl;
+  if (!code64 || !allowed) fault(GP, sel & 0xfffc);
+  if (!(ar & AR_P)) fault(NP, sel & 0xfffc);
+  const newCpl = conforming ? c.cpl : dpl;
+  if (call) {
+    const retCs = c.segs[CS].selector;
+    const rip = c.nextEip;
+    const frame: [number, number][] = [];
+    let rsp = (c.regsHi[ESP] & 0xffff) * TWO32 + (c.regs[ESP] >>> 0);
+    if (newCpl < c.cpl) {
+      frame.push([c.segs[SS].selector, 0], [c.regs[ESP], c.regsHi[ESP]]);
+      const at = c.linear(c.tr.base64(), 4 + newCpl * 8);
+      if (4 + newCpl * 8 + 7 > c.tr.limit) fault(13, c.tr.selector & 0xfffc);
+      rsp = canonical(c.rdSys(at, 4), c.rdSys(c.linear(at, 4), 4), GP);
+    }
+    frame.push([retCs, 0], [(rip % TWO32) | 0, (Math.floor(rip / TWO32) << 16) >> 16]);
+    const oldCpl = c.cpl;
+    c.cpl = newCpl;
+    c.modeChanged();
+    try {
+      for (const [vlo, vhi] of frame) {
+        rsp = (rsp - 8 + 2 ** 48) % 2 ** 48;
+        c.wr(rsp, 4, vlo);
+        c.wr(rsp + 4, 4, vhi);
+      }
+    } catch (e) {
+      c.cpl = oldCpl;
+      c.modeChanged();
+      throw e;
+    }
+    if (newCpl !== oldCpl) c.segs[SS].set(newCpl, 0, 0, 0x10000 | (newCpl << AR_DPL_SHIFT));
+    c.regs[ESP] = (rsp % TWO32) | 0;
+    c.regsHi[ESP] = (Math.floor(rsp / TWO32) << 16) >> 16;
+  }
+  commitSegment(c, c.segs[CS], (sel & 0xfffc) | newCpl, clo, chi);
+  c.cpl = newCpl;
+  c.nextEip = target;
   c.modeChanged();
 }
