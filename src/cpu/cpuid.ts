@@ -25,6 +25,7 @@ const FEAT_PSE36 = 1 << 17; // 4 MiB pages above 4 GiB
 const FEAT2_X2APIC = 1 << 21; // x2APIC mode through IA32_APIC_BASE and MSRs 0x800+
 const FEAT2_TSC_DEADLINE = 1 << 24; // the LAPIC timer's TSC-deadline mode
 // CPUID.(EAX=7,ECX=0) bits.
+const LEAF7_FSGSBASE = 1 << 0; // EBX: RDFSBASE/WRFSBASE and CR4.FSGSBASE
 const LEAF7_SMEP = 1 << 7; // EBX: CR4.SMEP (mmu.ts)
 const LEAF7_SMAP = 1 << 20; // EBX: CR4.SMAP, STAC/CLAC
 const LEAF7_UMIP = 1 << 2; // ECX: CR4.UMIP
@@ -77,7 +78,8 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
   // Leaf 2: one iteration, no cache descriptors.
   0x2: () => [1, 0, 0, 0],
   // Leaf 7, subleaf 0: structured extended features (SDM Vol. 2, Table 3-8).
-  0x7: (_c, sub) => (sub === 0 ? [0, LEAF7_SMEP | LEAF7_SMAP, LEAF7_UMIP, 0] : [0, 0, 0, 0]),
+  0x7: (_c, sub) =>
+    sub === 0 ? [0, LEAF7_FSGSBASE | LEAF7_SMEP | LEAF7_SMAP, LEAF7_UMIP, 0] : [0, 0, 0, 0],
   0x80000000: () => [MAX_EXTENDED, 0, 0, 0],
   0x80000001: () => [
     0,

@@ -258,7 +258,14 @@ export function decode(cpu: Cpu, i: Instr): void {
     i.rm = (opcode & 7) | rexB; // the register in the opcode's low bits (50+r, B8+r, ...)
     i.seg = segOverride >= 0 ? segOverride : DS;
   }
-  if (entry === undefined || (entry.noPrefix && (opsizePrefix || rep !== 0))) entry = UNDEFINED;
+  if (
+    entry === undefined ||
+    (entry.noPrefix && (opsizePrefix || rep !== 0)) ||
+    (entry.mandatory !== undefined && rep !== entry.mandatory)
+  ) {
+    entry = UNDEFINED;
+  }
+  if (entry.mandatory !== undefined) rep = i.rep = 0; // the prefix was part of the opcode
   // LOCK is allowed only on the read-modify-write forms that list it, with a memory
   // destination (SDM Vol. 2, LOCK).
   if (lock && (!entry.lock || i.mod === 3)) fault(6);

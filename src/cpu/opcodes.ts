@@ -43,6 +43,8 @@ export interface OpDef {
   size64?: "d64" | "f64";
   /** A 66, F2 or F3 prefix makes the encoding invalid (#UD), as for STAC/CLAC. */
   noPrefix?: boolean;
+  /** A mandatory prefix: without it the encoding is something else (here: undefined). */
+  mandatory?: 0xf3;
   /**
    * The VM exit this instruction can cause in VMX non-root operation, unconditionally or
    * under a VM-execution control (SDM Vol. 3C, 26.1 and 26.2).
@@ -355,6 +357,16 @@ export const OPCODES: readonly OpDef[] = [
     exec: Sy.rdtscp,
     exit: ExitReason.Rdtscp,
   },
+  ...["rdfsbase", "rdgsbase", "wrfsbase", "wrgsbase"].map((m, reg) => ({
+    op: 0x0fae,
+    reg,
+    mod3: true,
+    m,
+    o: "Ry",
+    exec: S64.fsgsBase(reg >= 2, reg & 1 ? GS : FS),
+    mode64: "o64" as const,
+    mandatory: 0xf3 as const,
+  })),
   { op: 0x0f01, reg: 7, mod3: true, rm: 0, m: "swapgs", o: "", exec: S64.swapgs, mode64: "o64" },
   { op: 0x0f05, m: "syscall", o: "", exec: S64.syscall, mode64: "o64" },
   { op: 0x0f07, m: "sysret", o: "", exec: S64.sysret, mode64: "o64" },

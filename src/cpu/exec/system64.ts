@@ -14,6 +14,7 @@ import {
   AR_TYPE_CODE,
   AR_TYPE_EC,
   AR_TYPE_RW,
+  CR4_FSGSBASE,
   CS,
   ECX,
   EFER_SCE,
@@ -205,3 +206,24 @@ export function callGate64(c: Cpu, gateSel: number, lo: number, hi: number, call
   c.nextEip = target;
   c.modeChanged();
 }
+
+/**
+ * RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE (F3 0F AE /0-/3): the FS or GS base at CPL 3 when
+ * CR4.FSGSBASE allows it; 32-bit forms zero-extend (SDM Vol. 2, RDFSBASE/WRFSBASE).
+ */
+export const fsgsBase =
+  (write: boolean, seg: number): Handler =>
+  (c, i) => {
+    if (!c.mode64 || !(c.cr4 & CR4_FSGSBASE)) fault(UD);
+    const s = c.segs[seg];
+    if (!write) {
+      setReg(c, i.rm, i.osize === 64 ? 64 : 32, s.base, s.baseHi);
+      return;
+    }
+    const lo = c.regs[i.rm];
+    const hi = i.osize === 64 ? c.regsHi[i.rm] : 0;
+    canonical(lo, hi, GP);
+    s.base = lo;
+    s.baseHi = hi;
+    s.flat = false;
+  };
