@@ -72,8 +72,20 @@ const TABLE: MsrDef[] = [
   // MTRR capability: 8 variable ranges, fixed ranges, write-combining (SDM 12.11.1).
   { index: 0xfe, name: "IA32_MTRRCAP", reset: [0x508, 0], writable: NONE },
   { index: IA32_SYSENTER_CS, name: "IA32_SYSENTER_CS", reset: NONE, writable: [0xffff, 0] },
-  { index: IA32_SYSENTER_ESP, name: "IA32_SYSENTER_ESP", reset: NONE, writable: ALL },
-  { index: IA32_SYSENTER_EIP, name: "IA32_SYSENTER_EIP", reset: NONE, writable: ALL },
+  {
+    index: IA32_SYSENTER_ESP,
+    name: "IA32_SYSENTER_ESP",
+    reset: NONE,
+    writable: ALL,
+    canonical: true,
+  },
+  {
+    index: IA32_SYSENTER_EIP,
+    name: "IA32_SYSENTER_EIP",
+    reset: NONE,
+    writable: ALL,
+    canonical: true,
+  },
   // Fast strings (bit 0) and enhanced SpeedStep-like bits are fixed; keep what BIOSes set.
   { index: 0x1a0, name: "IA32_MISC_ENABLE", reset: [0x1, 0], writable: [0x1, 0] },
   ...Array.from({ length: 16 }, (_, k): MsrDef => ({

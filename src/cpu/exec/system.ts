@@ -432,29 +432,42 @@ export const rdtscp: Handler = (c, i) => {
 /** RDPMC: no performance counters are implemented (CPUID leaf 0AH is zero). */
 export const rdpmc: Handler = () => fault(GP, 0);
 
-/** SYSENTER (SDM Vol. 2): flat ring-0 CS and SS from IA32_SYSENTER_CS. */
+/**
+ * SYSENTER (SDM Vol. 2): flat ring-0 CS and SS from IA32_SYSENTER_CS; in IA-32e mode the
+ * code segment is 64-bit and RSP/RIP take the full 64-bit MSR values.
+ */
 export const sysenter: Handler = (c) => {
   const cs = c.msr.read(IA32_SYSENTER_CS)[0] & 0xffff;
   if (!c.protectedMode || (cs & 0xfffc) === 0) fault(GP, 0);
-  const flat = AR_P | AR_S | AR_DB | AR_G | AR_TYPE_ACCESSED;
+  const long = c.longMode;
+  const flat = AR_P | AR_S | AR_G | AR_TYPE_ACCESSED;
+  const code = flat | AR_TYPE_CODE | AR_TYPE_RW | (long ? AR_L : AR_DB);
   c.flags.load(c.flags.get() & ~(VM | IF | RF));
-  c.segs[CS].set(cs & 0xfffc, 0, 0xffffffff, flat | AR_TYPE_CODE | AR_TYPE_RW);
-  c.segs[SS].set((cs + 8) & 0xfffc, 0, 0xffffffff, flat | AR_TYPE_RW);
-  c.regs[ESP] = c.msr.read(IA32_SYSENTER_ESP)[0];
-  c.nextEip = c.msr.read(IA32_SYSENTER_EIP)[0];
+  c.segs[CS].set(cs & 0xfffc, 0, 0xffffffff, code);
+  c.segs[SS].set((cs + 8) & 0xfffc, 0, 0xffffffff, flat | AR_DB | AR_TYPE_RW);
+  const [sl, sh] = c.msr.read(IA32_SYSENTER_ESP);
+  const [il, ih] = c.msr.read(IA32_SYSENTER_EIP);
+  setReg(c, ESP, long ? 64 : 32, sl, sh);
+  c.nextEip = long ? canonical(il, ih, GP) : il >>> 0;
   c.cpl = 0;
   c.modeChanged();
 };
 
-/** SYSEXIT: back to flat ring 3 at EDX with ESP = ECX. */
-export const sysexit: Handler = (c) => {
+/**
+ * SYSEXIT: to flat ring 3 at rDX with rSP = rCX; with REX.W to 64-bit code (selectors
+ * SYSENTER_CS + 32/40), else to 32-bit code (+16/+24).
+ */
+export const sysexit: Handler = (c, i) => {
   const cs = c.msr.read(IA32_SYSENTER_CS)[0] & 0xffff;
   if (!c.protectedMode || c.v86 || c.cpl !== 0 || (cs & 0xfffc) === 0) fault(GP, 0);
-  const flat = AR_P | AR_S | AR_DB | AR_G | AR_TYPE_ACCESSED | (3 << AR_DPL_SHIFT);
-  c.segs[CS].set(((cs + 16) & 0xfffc) | 3, 0, 0xffffffff, flat | AR_TYPE_CODE | AR_TYPE_RW);
-  c.segs[SS].set(((cs + 24) & 0xfffc) | 3, 0, 0xffffffff, flat | AR_TYPE_RW);
-  c.regs[ESP] = c.regs[ECX];
-  c.nextEip = c.regs[EDX] >>> 0;
+  const to64 = i.osize === 64;
+  const flat = AR_P | AR_S | AR_G | AR_TYPE_ACCESSED | (3 << AR_DPL_SHIFT);
+  const code = flat | AR_TYPE_CODE | AR_TYPE_RW | (to64 ? AR_L : AR_DB);
+  const target = to64 ? canonical(c.regs[EDX], c.regsHi[EDX], GP) : c.regs[EDX] >>> 0;
+  c.segs[CS].set(((cs + (to64 ? 32 : 16)) & 0xfffc) | 3, 0, 0xffffffff, code);
+  c.segs[SS].set(((cs + (to64 ? 40 : 24)) & 0xfffc) | 3, 0, 0xffffffff, flat | AR_DB | AR_TYPE_RW);
+  setReg(c, ESP, to64 ? 64 : 32, c.regs[ECX], c.regsHi[ECX]);
+  c.nextEip = target;
   c.cpl = 3;
   c.modeChanged();
 };
