@@ -52,6 +52,7 @@ export const CR4_OSFXSR = 1 << 9; // OS supports FXSAVE/FXRSTOR
 export const CR4_OSXMMEXCPT = 1 << 10; // OS supports SIMD exceptions
 export const CR4_UMIP = 1 << 11; // SGDT, SIDT, SLDT, SMSW, STR are CPL-0 only
 export const CR4_FSGSBASE = 1 << 16; // RDFSBASE and friends at any CPL
+export const CR4_PCIDE = 1 << 17; // process-context identifiers in CR3[11:0]
 export const CR4_SMEP = 1 << 20; // supervisor-mode execution prevention
 export const CR4_SMAP = 1 << 21; // supervisor-mode access prevention
 /**
@@ -59,7 +60,16 @@ export const CR4_SMAP = 1 << 21; // supervisor-mode access prevention
  * raises #GP(0). VME, VMXE and the rest arrive with their features.
  */
 export const CR4_VALID =
-  CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | CR4_UMIP | CR4_FSGSBASE | CR4_SMEP | CR4_SMAP;
+  CR4_TSD |
+  CR4_DE |
+  CR4_PSE |
+  CR4_PAE |
+  CR4_PGE |
+  CR4_UMIP |
+  CR4_FSGSBASE |
+  CR4_PCIDE |
+  CR4_SMEP |
+  CR4_SMAP;
 
 // ---- DR6 and DR7 (SDM Vol. 3B, 18.2) ----
 export const DR6_FIXED1 = 0xffff0ff0; // reserved bits that read as 1

@@ -39,6 +39,7 @@ const EXT_LM = 1 << 29; // IA-32e mode
 const EXT2_LAHF = 1 << 0; // LAHF/SAHF in 64-bit mode
 // CPUID.1:ECX bits (continued).
 const FEAT2_CX16 = 1 << 13; // CMPXCHG16B
+const FEAT2_PCID = 1 << 17; // CR4.PCIDE (the TLB is flushed on PCID changes, which is allowed)
 
 /** Family 6, model 0x3A (extended model 3, model 0xA), stepping 9. */
 export const CPUID_SIGNATURE = 0x000306a9;
@@ -71,7 +72,7 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
       CPUID_SIGNATURE,
       // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
       ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
-      FEAT2_CX16 | (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0),
+      FEAT2_CX16 | FEAT2_PCID | (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0),
       (edx | FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36 | (apic ? FEAT_APIC : 0)) >>> 0,
     ];
   },

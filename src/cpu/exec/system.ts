@@ -22,6 +22,7 @@ import {
   CR0_WP,
   CR4_DE,
   CR4_PAE,
+  CR4_PCIDE,
   CR4_PGE,
   CR4_PSE,
   CR4_SMAP,
@@ -265,6 +266,8 @@ function writeCr4(c: Cpu, v: number): void {
   if (v & ~CR4_VALID) fault(GP, 0);
   const changed = c.cr4 ^ v;
   if (c.longMode && !(v & CR4_PAE)) fault(GP, 0); // IA-32e mode needs PAE
+  // PCIDs exist only in IA-32e mode, and are turned on only with PCID 0 current (4.10.1).
+  if (changed & v & CR4_PCIDE && (!c.longMode || c.cr3 & 0xfff)) fault(GP, 0);
   if (!c.longMode && c.cr0 & CR0_PG && changed & CR4_PAE && v & CR4_PAE) {
     const old = c.cr4;
     c.cr4 = v;
@@ -276,10 +279,13 @@ function writeCr4(c: Cpu, v: number): void {
     }
   }
   c.cr4 = v;
-  if (changed & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_SMEP | CR4_SMAP)) c.flushTlb(true);
+  if (changed & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_PCIDE | CR4_SMEP | CR4_SMAP)) c.flushTlb(true);
 }
 
 function writeCr3(c: Cpu, v: number, hi = 0): void {
+  // With CR4.PCIDE, bit 63 asks to keep the TLB entries of the new PCID; keeping none is
+  // allowed (SDM Vol. 3A, 4.10.4.1), so the bit is only cleared here.
+  if (c.cr4 & CR4_PCIDE) hi &= 0x7fffffff;
   // In IA-32e mode CR3 is 64 bits; bits above MAXPHYADDR are reserved (SDM Vol. 3A, 4.5).
   if (hi & ~((1 << (MAXPHYADDR - 32)) - 1)) fault(GP, 0);
   c.cr3Hi = c.longMode ? hi : 0;
