@@ -22,7 +22,7 @@ import {
 } from "iced-x86";
 import { GP, UD } from "../src/cpu/arch.js";
 import type { Cpu } from "../src/cpu/cpu.js";
-import { SLOTS } from "../src/cpu/decode.js";
+import { SLOTS, slotIndex } from "../src/cpu/decode.js";
 import { disassemble, formatInstr } from "../src/cpu/disasm.js";
 import { Fault } from "../src/cpu/fault.js";
 import { OPCODES as ALL_OPCODES, type OpDef } from "../src/cpu/opcodes.js";
@@ -144,8 +144,9 @@ const SHAPES: Shape[] = [
   { name: "[bx+disp16]", a16: true, mod: 2, rm: 7, tail: [0x34, 0x12] },
 ];
 
-const opcodeBytes = (d: OpDef): number[] => (d.op >= 0x0f00 ? [0x0f, d.op & 0xff] : [d.op]);
-const hasModrm = (d: OpDef): boolean => SLOTS[d.op >= 0x0f00 ? 0x100 | (d.op & 0xff) : d.op].modrm;
+const opcodeBytes = (d: OpDef): number[] =>
+  d.op >= 0x0f3800 ? [0x0f, 0x38, d.op & 0xff] : d.op >= 0x0f00 ? [0x0f, d.op & 0xff] : [d.op];
+const hasModrm = (d: OpDef): boolean => SLOTS[slotIndex(d.op)].modrm;
 /** Rows whose r/m operand must be memory (M, Ma, Mp, ...): mod 3 is #UD. */
 const memoryOnly = (d: OpDef): boolean => /\bM/.test(d.o);
 /** MOV to/from control and debug registers: ModRM.mod is ignored. */

@@ -27,6 +27,7 @@ const FEAT2_TSC_DEADLINE = 1 << 24; // the LAPIC timer's TSC-deadline mode
 // CPUID.(EAX=7,ECX=0) bits.
 const LEAF7_FSGSBASE = 1 << 0; // EBX: RDFSBASE/WRFSBASE and CR4.FSGSBASE
 const LEAF7_SMEP = 1 << 7; // EBX: CR4.SMEP (mmu.ts)
+const LEAF7_INVPCID = 1 << 10; // EBX: INVPCID
 const LEAF7_SMAP = 1 << 20; // EBX: CR4.SMAP, STAC/CLAC
 const LEAF7_UMIP = 1 << 2; // ECX: CR4.UMIP
 // CPUID.80000001H:EDX bits.
@@ -80,7 +81,9 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
   0x2: () => [1, 0, 0, 0],
   // Leaf 7, subleaf 0: structured extended features (SDM Vol. 2, Table 3-8).
   0x7: (_c, sub) =>
-    sub === 0 ? [0, LEAF7_FSGSBASE | LEAF7_SMEP | LEAF7_SMAP, LEAF7_UMIP, 0] : [0, 0, 0, 0],
+    sub === 0
+      ? [0, LEAF7_FSGSBASE | LEAF7_SMEP | LEAF7_INVPCID | LEAF7_SMAP, LEAF7_UMIP, 0]
+      : [0, 0, 0, 0],
   0x80000000: () => [MAX_EXTENDED, 0, 0, 0],
   0x80000001: () => [
     0,

@@ -133,14 +133,20 @@ function needsModrm(d: OpDef): boolean {
 export const SLOTS: Slot[] = buildSlots(OPCODES.filter((d) => d.mode64 !== "o64"));
 export const SLOTS64: Slot[] = buildSlots(OPCODES.filter((d) => d.mode64 !== "i64"));
 
+/** Slot of a table opcode: 00-FF, 0F xx at 0x100-0x1FF, 0F 38 xx at 0x200-0x2FF. */
+export function slotIndex(op: number): number {
+  if (op >= 0x0f3800) return 0x200 | (op & 0xff);
+  return op >= 0x0f00 ? 0x100 | (op & 0xff) : op;
+}
+
 function buildSlots(defs: readonly OpDef[]): Slot[] {
-  const slots: Slot[] = Array.from({ length: 512 }, () => ({
+  const slots: Slot[] = Array.from({ length: 768 }, () => ({
     modrm: false,
     entry: undefined,
     forms: undefined,
   }));
   for (const d of defs) {
-    const idx = d.op >= 0x0f00 ? 0x100 | (d.op & 0xff) : d.op;
+    const idx = slotIndex(d.op);
     const e: Entry = {
       ...d,
       modrm: needsModrm(d),
@@ -217,7 +223,10 @@ export function decode(cpu: Cpu, i: Instr): void {
     rex = 0;
   }
   let opcode = b;
-  if (b === 0x0f) opcode = 0x100 | next(cpu, i);
+  if (b === 0x0f) {
+    opcode = 0x100 | next(cpu, i);
+    if (opcode === 0x138) opcode = 0x200 | next(cpu, i); // the 0F 38 three-byte map
+  }
   const slot = (long ? SLOTS64 : SLOTS)[opcode];
   const rexR = (rex & 4) << 1;
   const rexX = (rex & 2) << 2;
@@ -225,13 +234,8 @@ export function decode(cpu: Cpu, i: Instr): void {
 
   let osize: number;
   let asize: number;
-  if (long) {
-    osize = rex & 8 ? 64 : opsizePrefix ? 16 : 32;
-    asize = adsizePrefix ? 32 : 64;
-  } else {
-    osize = big !== opsizePrefix ? 32 : 16;
-    asize = big !== adsizePrefix ? 32 : 16;
-  }
+  if (long) asize = adsizePrefix ? 32 : 64;
+  else asize = big !== adsizePrefix ? 32 : 16;
 
   i.opcode = opcode;
   i.asize = asize;
@@ -261,11 +265,14 @@ export function decode(cpu: Cpu, i: Instr): void {
   if (
     entry === undefined ||
     (entry.noPrefix && (opsizePrefix || rep !== 0)) ||
-    (entry.mandatory !== undefined && rep !== entry.mandatory)
+    (entry.mandatory === 0xf3 && rep !== 0xf3) ||
+    (entry.mandatory === 0x66 && !opsizePrefix)
   ) {
     entry = UNDEFINED;
   }
-  if (entry.mandatory !== undefined) rep = i.rep = 0; // the prefix was part of the opcode
+  // A mandatory prefix is part of the opcode, not a REP or an operand-size override.
+  if (entry.mandatory === 0xf3) rep = i.rep = 0;
+  if (entry.mandatory === 0x66) opsizePrefix = false;
   // LOCK is allowed only on the read-modify-write forms that list it, with a memory
   // destination (SDM Vol. 2, LOCK).
   if (lock && (!entry.lock || i.mod === 3)) fault(6);
@@ -277,6 +284,8 @@ export function decode(cpu: Cpu, i: Instr): void {
     if (entry.byteG && i.reg >= 4) i.reg += 12;
     if (entry.byteE && i.mod === 3 && i.rm >= 4) i.rm += 12;
   }
+  if (long) osize = rex & 8 ? 64 : opsizePrefix ? 16 : 32;
+  else osize = big !== opsizePrefix ? 32 : 16;
   // 64-bit mode: near branches always use 64-bit operands (f64); stack operations default
   // to them (d64) but take 16 with 0x66 unless REX.W (SDM Vol. 2, Appendix A.2.5).
   if (long && entry.size64 !== undefined) {

@@ -22,7 +22,7 @@ import { ExitReason } from "./vmx/exit-reasons.js";
 export type Handler = (cpu: Cpu, i: Instr) => void;
 
 export interface OpDef {
-  /** 0x00-0xFF: one-byte map; 0x0F00-0x0FFF: two-byte map (0F xx). */
+  /** 0x00-0xFF: one-byte map; 0x0F00-0x0FFF: two-byte map (0F xx); 0x0F3800-: 0F 38 xx. */
   op: number;
   /** ModRM.reg for group opcodes (the "/digit" of the SDM). */
   reg?: number;
@@ -44,7 +44,7 @@ export interface OpDef {
   /** A 66, F2 or F3 prefix makes the encoding invalid (#UD), as for STAC/CLAC. */
   noPrefix?: boolean;
   /** A mandatory prefix: without it the encoding is something else (here: undefined). */
-  mandatory?: 0xf3;
+  mandatory?: 0x66 | 0xf3;
   /**
    * The VM exit this instruction can cause in VMX non-root operation, unconditionally or
    * under a VM-execution control (SDM Vol. 3C, 26.1 and 26.2).
@@ -367,6 +367,7 @@ export const OPCODES: readonly OpDef[] = [
     mode64: "o64" as const,
     mandatory: 0xf3 as const,
   })),
+  { op: 0x0f3882, mod3: false, m: "invpcid", o: "Gy,M", exec: Sy.invpcid, mandatory: 0x66 },
   { op: 0x0f01, reg: 7, mod3: true, rm: 0, m: "swapgs", o: "", exec: S64.swapgs, mode64: "o64" },
   { op: 0x0f05, m: "syscall", o: "", exec: S64.syscall, mode64: "o64" },
   { op: 0x0f07, m: "sysret", o: "", exec: S64.sysret, mode64: "o64" },

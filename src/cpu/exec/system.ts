@@ -396,6 +396,25 @@ export const invlpg: Handler = (c, i) => {
   c.flushTlbPage(lin);
 };
 
+/**
+ * INVPCID (66 0F 38 82): the descriptor holds a PCID and a linear address. We keep no
+ * PCID tags, so each type flushes at least what it must: one page, or every non-global
+ * translation, or everything (SDM Vol. 2, INVPCID).
+ */
+export const invpcid: Handler = (c, i) => {
+  if (!c.protectedMode || c.v86) fault(UD);
+  requireCpl0(c);
+  const type = getReg(c, i.reg, 32) >>> 0;
+  const typeHi = c.mode64 ? c.regsHi[i.reg] : 0;
+  const lin = memAddr(c, i, 16, false);
+  const pcid = c.rd(lin, 4);
+  const rsvd = (pcid & ~0xfff) | c.rd(lin + 4, 4);
+  if (typeHi !== 0 || type > 3 || rsvd !== 0) fault(GP, 0);
+  if (type <= 1 && !(c.cr4 & CR4_PCIDE) && pcid !== 0) fault(GP, 0);
+  if (type === 0) c.flushTlbPage(canonical(c.rd(lin + 8, 4), c.rd(lin + 12, 4), GP));
+  else c.flushTlb(type === 2);
+};
+
 /** WBINVD/INVD: caches are not modelled, so only the privilege check remains. */
 export const wbinvd: Handler = (c) => requireCpl0(c);
 
