@@ -48,7 +48,8 @@ import {
   SYS_LDT,
   SYS_TSS32_BUSY,
 } from "./arch.js";
-import { AC, Flags, IF, TF, VM } from "./flags.js";
+import { AC, Flags, IF, RF, TF, VM } from "./flags.js";
+import { checkCodeBreakpoint, DebugState } from "./debug.js";
 import { Fault, fault } from "./fault.js";
 import { SegReg } from "./segreg.js";
 import { Instr, decode } from "./decode.js";
@@ -130,6 +131,9 @@ export class Cpu implements Vcpu {
    */
   blocking = 0;
 
+  /** Breakpoints armed in DR7 (debug.ts), and data/I/O breakpoint hits awaiting their trap. */
+  readonly debug = new DebugState();
+
   // ---- implementation state ----
   instructionsRetired = 0;
   /** Something on the interrupt inputs may need attention at the next boundary. */
@@ -197,6 +201,7 @@ export class Cpu implements Vcpu {
     this.cr2 = this.cr3 = this.cr4 = this.cr3Hi = 0;
     this.dr.fill(0);
     this.drHi.fill(0);
+    this.debug.update(this);
     this.cr8 = 0;
     this.dr[6] = DR6_FIXED1;
     this.dr[7] = DR7_FIXED1;
@@ -351,13 +356,19 @@ export class Cpu implements Vcpu {
         if (this.activity !== ActivityState.Active) return;
       }
       const tf = this.flags.word & TF;
+      // Instruction breakpoints are checked before the instruction (unless EFLAGS.RF), and
+      // RF is cleared at its start (SDM Vol. 3B, 18.3.1.1).
+      if (this.debug.code !== 0 && !(this.flags.word & RF)) checkCodeBreakpoint(this);
+      this.flags.word &= ~RF;
       const i = this.fetchDecoded(cs);
       this.blocking = 0;
       i.exec(this, i);
       this.eip = this.nextEip;
       this.instructionsRetired++;
       // MOV SS and POP SS hold the single-step trap back until the next instruction.
-      if (tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0) this.singleStepTrap();
+      if ((tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0) || this.debug.hits !== 0) {
+        this.debugTrap(tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0);
+      }
     }
   }
 
@@ -406,9 +417,11 @@ export class Cpu implements Vcpu {
   }
 
   /** TF was set when the instruction began: a #DB trap follows it (SDM Vol. 3B, 18.3.1.4). */
-  private singleStepTrap(): void {
-    this.dr[6] |= DR6_BS;
-    deliverException(this, new Fault(1));
+  /** The #DB trap after an instruction: single-step (BS) and data/I/O breakpoint hits. */
+  private debugTrap(singleStep: boolean): void {
+    this.dr[6] |= this.debug.hits | (singleStep ? DR6_BS : 0);
+    this.debug.hits = 0;
+    deliverException(this, new Fault(1), true);
   }
 
   // ---------------------------------------------------------------- mode bookkeeping
@@ -419,8 +432,10 @@ export class Cpu implements Vcpu {
     const alignCheck = user && (this.cr0 & CR0_AM) !== 0 && (this.flags.word & AC) !== 0;
     // With EFLAGS.AC, supervisor accesses may also use user pages under SMAP (mmu.ts).
     const ac = (this.flags.word & AC) !== 0;
-    this.needRead = alignCheck ? P_NEVER : user ? P_RU : ac ? P_RS | P_RS_AC : P_RS;
-    this.needWrite = alignCheck ? P_NEVER : user ? P_WU : ac ? P_WS | P_WS_AC : P_WS;
+    // Alignment checks and armed data breakpoints need every access on the checked path.
+    const slow = alignCheck || this.debug.data !== 0;
+    this.needRead = slow ? P_NEVER : user ? P_RU : ac ? P_RS | P_RS_AC : P_RS;
+    this.needWrite = slow ? P_NEVER : user ? P_WU : ac ? P_WS | P_WS_AC : P_WS;
     this.needExec = user ? P_XU : P_XS;
     this.fetchPage = -1;
     // 64-bit mode: IA-32e mode with a 64-bit code segment (SDM Vol. 3A, 2.2.1).
@@ -550,6 +565,7 @@ export class Cpu implements Vcpu {
 
   private rdSlow(lin: number, size: 1 | 2 | 4, user: number): number {
     this.alignCheck(lin, size, user);
+    if (this.debug.data !== 0) this.debug.dataAccess(this, lin, size, false);
     if ((lin & 0xfff) > 4096 - size) {
       // Crosses a page boundary: each byte through its own translation.
       let v = 0;
@@ -563,6 +579,7 @@ export class Cpu implements Vcpu {
 
   private wrSlow(lin: number, size: 1 | 2 | 4, v: number, user: number): void {
     this.alignCheck(lin, size, user);
+    if (this.debug.data !== 0) this.debug.dataAccess(this, lin, size, true);
     if ((lin & 0xfff) > 4096 - size) {
       // Translate both pages before writing anything, so a fault leaves memory unchanged.
       const p0 = translate(this, lin, user | PFEC_W);
@@ -605,10 +622,12 @@ export class Cpu implements Vcpu {
 
   /** Port input after the privilege checks of IN/INS (exec/io.ts). */
   portIn(port: number, size: 1 | 2 | 4): number {
+    if (this.debug.io !== 0) this.debug.ioAccess(this, port, size);
     const v = this.io.read(port & 0xffff, size);
     return size === 4 ? v | 0 : v;
   }
   portOut(port: number, size: 1 | 2 | 4, v: number): void {
+    if (this.debug.io !== 0) this.debug.ioAccess(this, port, size);
     this.io.write(port & 0xffff, size, size === 4 ? v >>> 0 : v & (size === 1 ? 0xff : 0xffff));
   }
 

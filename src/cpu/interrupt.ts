@@ -49,6 +49,13 @@ export const enum EventType {
   SoftwareException = 6, // INT3, INTO
 }
 
+/** The #DB fault of an instruction breakpoint (DR6.Bn already set). */
+export class CodeBreakpoint extends Fault {
+  constructor() {
+    super(1);
+  }
+}
+
 /** The processor shut down: an exception while delivering a double fault. */
 export class TripleFault extends Error {
   constructor(readonly chain: string) {
@@ -74,7 +81,11 @@ function classOf(vector: number): Class {
  * already the next instruction). Exceptions raised during delivery combine into #DF or,
  * during a #DF, shut the processor down (SDM Vol. 3A, Table 6-5).
  */
-export function deliverException(c: Cpu, first: Fault): void {
+export function deliverException(c: Cpu, first: Fault, trap = false): void {
+  // The EFLAGS image of a fault-class exception has RF set, so the faulting instruction
+  // restarts without hitting its instruction breakpoint again; not for the #DB of that
+  // breakpoint itself, nor for traps (SDM Vol. 3B, 18.3.1.1).
+  if (!trap && !(first instanceof CodeBreakpoint)) c.flags.word |= RF;
   const where = `${c.segs[CS].selector.toString(16).padStart(4, "0")}:${(c.eip >>> 0).toString(16).padStart(8, "0")}`;
   const chain = [`${first.toString()} at ${where}`];
   let f = first;

@@ -280,6 +280,7 @@ function writeCr4(c: Cpu, v: number): void {
   }
   c.cr4 = v;
   if (changed & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_PCIDE | CR4_SMEP | CR4_SMAP)) c.flushTlb(true);
+  if (changed & CR4_DE) c.debug.update(c); // I/O breakpoints exist only with CR4.DE
 }
 
 function writeCr3(c: Cpu, v: number, hi = 0): void {
@@ -376,6 +377,7 @@ export const movDr =
       c.dr[n] = v;
       c.drHi[n] = hi;
     }
+    c.debug.update(c);
   };
 
 export const clts: Handler = (c) => {
