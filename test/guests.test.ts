@@ -1,23 +1,35 @@
 /**
  * Integration tests: boot each guest kernel (guests/README.md) with `shv run` and check what
  * it prints on the serial console and its isa-debug-exit status. Every kernel is built for
- * two paging variants (i386, pae) and three optimisation levels; all must pass.
+ * three variants (i386 and pae: 32-bit protected mode with 32-bit or PAE paging; amd64: long
+ * mode, entered from the 32-bit multiboot entry) and three optimisation levels; all must pass.
+ * The realmode kernel (real mode and back) is built for i386 and amd64 only.
+ *
+ * The same tests run on both engines, soft and kvm. On kvm they skip visibly when /dev/kvm
+ * cannot be used, and a failure that a probe shows to be a limitation of the host's KVM
+ * (test/helpers/kvm-host.ts) becomes a skip that names it.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { before, describe, test } from "node:test";
+import { before, describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { kvmHostLimitation, kvmUnusable } from "./helpers/kvm-host.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestBuild = path.join(root, "guests", "build");
 
-const VARIANTS = ["i386", "pae"] as const;
+const VARIANTS = ["i386", "pae", "amd64"] as const;
 const OPTS = ["O0", "O2", "Os"] as const;
-/** Iterations of the compute workload: a few million guest instructions. */
-const COMPUTE_ITERS = 5;
+const ENGINES = ["soft", "kvm"] as const;
+type EngineName = (typeof ENGINES)[number];
+/**
+ * Iterations of the compute workload: a few million guest instructions on soft, one on kvm
+ * (hosts with a software KVM run ring-0 guest code at about 1 us per instruction).
+ */
+const COMPUTE_ITERS: Record<EngineName, number> = { soft: 5, kvm: 1 };
 /** The guest writes 0 to port 0xF4 on success: the process exits with (0 << 1) | 1. */
 const EXIT_PASS = 1;
 
@@ -38,8 +50,9 @@ function runGuest(
   append: string,
   extraArgs: string[] = [],
   noReboot = true,
+  engine: EngineName = "soft",
 ): Promise<RunResult> {
-  const args = [path.join(root, "bin", "shv.js"), "run", "--kernel", kernel];
+  const args = [path.join(root, "bin", "shv.js"), "run", "--kernel", kernel, "--engine", engine];
   if (append !== "") args.push("--append", append);
   args.push("--timeout", "60", ...(noReboot ? ["--no-reboot"] : []), ...extraArgs);
   return new Promise((resolve, reject) => {
@@ -51,6 +64,39 @@ function runGuest(
     child.on("error", reject);
     child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }));
   });
+}
+
+/** Why the kvm engine cannot run on this host, or null; asked once. */
+let kvmReason: string | null | undefined;
+
+/**
+ * runGuest on `engine`, or null after a visible skip: on kvm when /dev/kvm is unusable, or
+ * when the kernel failed because of a limitation of the host's KVM that a probe confirms.
+ */
+async function runOn(
+  t: TestContext,
+  engine: EngineName,
+  kernel: string,
+  append: string,
+  extraArgs: string[] = [],
+  noReboot = true,
+): Promise<RunResult | null> {
+  if (engine === "kvm") {
+    kvmReason ??= kvmUnusable();
+    if (kvmReason !== null) {
+      t.skip(`kvm engine not usable on this host: ${kvmReason}`);
+      return null;
+    }
+  }
+  const r = await runGuest(kernel, append, extraArgs, noReboot, engine);
+  if (engine === "kvm" && r.status !== EXIT_PASS) {
+    const limitation = await kvmHostLimitation(r, kernel);
+    if (limitation !== null) {
+      t.skip(limitation);
+      return null;
+    }
+  }
+  return r;
 }
 
 function lines(text: string): string[] {
@@ -86,53 +132,87 @@ function hostCompute(iters: number): string[] {
   return out;
 }
 
-for (const variant of VARIANTS) {
-  describe(`guest kernels (${variant})`, { concurrency: 2 }, () => {
-    for (const opt of OPTS) {
-      test(`hello-${opt}: multiboot command line, memory sizes and map`, async () => {
-        const kernel = kernelPath(variant, "hello", opt);
-        const r = await runGuest(kernel, "a b=c");
-        assertPassed(r);
-        const out = lines(r.stdout);
-        assert.ok(out.includes("hello from shv guest"), describeRun(r));
-        // As with QEMU's -kernel, the multiboot command line is the kernel file name, a
-        // space, then the --append string.
-        assert.ok(
-          out.includes(`cmdline: ${kernel} a b=c`),
-          `command line not echoed\n${describeRun(r)}`,
-        );
-        // 512 MiB by default: 639 KiB of conventional memory, then 512 MiB - 1 MiB from 1 MiB.
-        assert.ok(out.includes("mem_lower=639 mem_upper=523264"), describeRun(r));
-        assert.ok(
-          out.some((l) => /^mmap: base=0x[0-9a-f]+ len=0x[0-9a-f]+ type=\d+$/.test(l)),
-          `no memory map entries\n${describeRun(r)}`,
-        );
-      });
-
-      test(`compute-${opt}: output equals the host build's`, async () => {
-        const expected = hostCompute(COMPUTE_ITERS);
-        const r = await runGuest(kernelPath(variant, "compute", opt), `iters=${COMPUTE_ITERS}`);
-        assertPassed(r);
-        const out = lines(r.stdout);
-        const start = out.indexOf(expected[0]);
-        assert.ok(start >= 0, `no "${expected[0]}" line\n${describeRun(r)}`);
-        assert.deepEqual(out.slice(start, start + expected.length), expected);
-      });
-
-      for (const name of ["exceptions", "paging", "usermode"]) {
-        test(`${name}-${opt}`, async () => {
-          assertPassed(await runGuest(kernelPath(variant, name, opt), ""));
+for (const engine of ENGINES) {
+  for (const variant of VARIANTS) {
+    describe(`guest kernels (${variant}, ${engine})`, { concurrency: 2 }, () => {
+      for (const opt of OPTS) {
+        test(`hello-${opt}: multiboot command line, memory sizes and map`, async (t) => {
+          const kernel = kernelPath(variant, "hello", opt);
+          const r = await runOn(t, engine, kernel, "a b=c");
+          if (r === null) return;
+          assertPassed(r);
+          const out = lines(r.stdout);
+          assert.ok(out.includes("hello from shv guest"), describeRun(r));
+          // As with QEMU's -kernel, the multiboot command line is the kernel file name, a
+          // space, then the --append string.
+          assert.ok(
+            out.includes(`cmdline: ${kernel} a b=c`),
+            `command line not echoed\n${describeRun(r)}`,
+          );
+          // 512 MiB by default: 639 KiB of conventional memory, then 512 MiB - 1 MiB from 1 MiB.
+          assert.ok(out.includes("mem_lower=639 mem_upper=523264"), describeRun(r));
+          assert.ok(
+            out.some((l) => /^mmap: base=0x[0-9a-f]+ len=0x[0-9a-f]+ type=\d+$/.test(l)),
+            `no memory map entries\n${describeRun(r)}`,
+          );
         });
+
+        test(`compute-${opt}: output equals the host build's`, async (t) => {
+          const iters = COMPUTE_ITERS[engine];
+          const expected = hostCompute(iters);
+          const r = await runOn(t, engine, kernelPath(variant, "compute", opt), `iters=${iters}`);
+          if (r === null) return;
+          assertPassed(r);
+          const out = lines(r.stdout);
+          const start = out.indexOf(expected[0]);
+          assert.ok(start >= 0, `no "${expected[0]}" line\n${describeRun(r)}`);
+          assert.deepEqual(out.slice(start, start + expected.length), expected);
+        });
+
+        for (const name of ["exceptions", "paging", "usermode", "debug"]) {
+          test(`${name}-${opt}`, async (t) => {
+            const r = await runOn(t, engine, kernelPath(variant, name, opt), "");
+            if (r !== null) assertPassed(r);
+          });
+        }
+
+        if (variant !== "pae") {
+          test(`realmode-${opt}: to real mode and back, printing at each stage`, async (t) => {
+            const r = await runOn(t, engine, kernelPath(variant, "realmode", opt), "");
+            if (r === null) return;
+            assertPassed(r);
+            const stages = lines(r.stdout).filter((l) => l.startsWith("realmode: "));
+            assert.deepEqual(
+              stages,
+              [
+                "realmode: 32-bit protected mode (multiboot entry)",
+                "realmode: 16-bit protected mode",
+                "realmode: real mode, CS=0800",
+                "realmode: INT 30h through the real-mode IVT",
+                "realmode: back to protected mode",
+                "realmode: 32-bit protected mode again",
+                variant === "amd64"
+                  ? "realmode: on to long mode"
+                  : "realmode: on to the runtime, in protected mode",
+                variant === "amd64"
+                  ? "realmode: checks, in 64-bit mode"
+                  : "realmode: checks, in 32-bit protected mode",
+              ],
+              describeRun(r),
+            );
+          });
+        }
       }
-    }
+    });
+  }
+
+  test(`hello with -m 64 reports 63 MiB of upper memory (${engine})`, async (t) => {
+    const r = await runOn(t, engine, kernelPath("i386", "hello", "O2"), "a b=c", ["-m", "64"]);
+    if (r === null) return;
+    assertPassed(r);
+    assert.ok(lines(r.stdout).includes("mem_lower=639 mem_upper=64512"), describeRun(r));
   });
 }
-
-test("hello with -m 64 reports 63 MiB of upper memory", async () => {
-  const r = await runGuest(kernelPath("i386", "hello", "O2"), "a b=c", ["-m", "64"]);
-  assertPassed(r);
-  assert.ok(lines(r.stdout).includes("mem_lower=639 mem_upper=64512"), describeRun(r));
-});
 
 test("hello lists multiboot modules (--initrd) with their strings and contents", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "shv-guests-"));
@@ -171,31 +251,48 @@ test("hello lists multiboot modules (--initrd) with their strings and contents",
   }
 });
 
-describe("triple fault", () => {
-  const kernel = kernelPath("i386", "triple", "O2");
+for (const engine of ENGINES) {
+  describe(`triple fault (${engine})`, () => {
+    const kernel = kernelPath("i386", "triple", "O2");
 
-  test("with --no-reboot: exit status 3, the fault chain and the registers on stderr", async () => {
-    const r = await runGuest(kernel, "");
-    assert.equal(r.status, 3, describeRun(r));
-    assert.ok(lines(r.stdout).includes("triple: boot 0"), describeRun(r));
-    const err = lines(r.stderr);
-    // INT3 through an IDT with limit 0: #GP(3*8+2), whose delivery raises #GP(13*8+2+EXT),
-    // which makes a #DF, whose delivery raises #GP(8*8+2+EXT): shutdown (SDM Vol. 3A, 6.15).
-    assert.match(
-      err[0],
-      /^shv: triple fault.*#GP\(0x1a\) at 0008:[0-9a-f]{8} -> #GP\(0x6b\).* -> #DF\(0x0\) -> #GP\(0x43\)/,
-    );
-    assert.ok(
-      err.some((l) => /^EIP=[0-9a-f]{8} EFLAGS=/.test(l)),
-      describeRun(r),
-    );
-    assert.ok(err.includes("code: int3"), describeRun(r));
-  });
+    test("with --no-reboot: exit status 3, the fault chain and the registers on stderr", async (t) => {
+      const r = await runOn(t, engine, kernel, "");
+      if (r === null) return;
+      assert.equal(r.status, 3, describeRun(r));
+      assert.ok(lines(r.stdout).includes("triple: boot 0"), describeRun(r));
+      const err = lines(r.stderr);
+      if (engine === "kvm") {
+        // KVM reports the shutdown, not the faults that led to it.
+        assert.match(err[0], /^shv: triple fault.*: shutdown \(KVM_EXIT_SHUTDOWN\)$/);
+        assert.ok(
+          err.some((l) => /^EIP=[0-9a-f]{8} EFLAGS=/.test(l)),
+          describeRun(r),
+        );
+        assert.ok(
+          err.some((l) => l.startsWith("code: cc ")),
+          describeRun(r),
+        );
+        return;
+      }
+      // INT3 through an IDT with limit 0: #GP(3*8+2), whose delivery raises #GP(13*8+2+EXT),
+      // which makes a #DF, whose delivery raises #GP(8*8+2+EXT): shutdown (SDM Vol. 3A, 6.15).
+      assert.match(
+        err[0],
+        /^shv: triple fault.*#GP\(0x1a\) at 0008:[0-9a-f]{8} -> #GP\(0x6b\).* -> #DF\(0x0\) -> #GP\(0x43\)/,
+      );
+      assert.ok(
+        err.some((l) => /^EIP=[0-9a-f]{8} EFLAGS=/.test(l)),
+        describeRun(r),
+      );
+      assert.ok(err.includes("code: int3"), describeRun(r));
+    });
 
-  test("without --no-reboot: the machine resets and runs the kernel again", async () => {
-    const r = await runGuest(kernel, "", [], false);
-    assertPassed(r);
-    const boots = lines(r.stdout).filter((l) => l.startsWith("triple: boot "));
-    assert.deepEqual(boots, ["triple: boot 0", "triple: boot 1", "triple: boot 2"]);
+    test("without --no-reboot: the machine resets and runs the kernel again", async (t) => {
+      const r = await runOn(t, engine, kernel, "", [], false);
+      if (r === null) return;
+      assertPassed(r);
+      const boots = lines(r.stdout).filter((l) => l.startsWith("triple: boot "));
+      assert.deepEqual(boots, ["triple: boot 0", "triple: boot 1", "triple: boot 2"]);
+    });
   });
-});
+}

@@ -1,10 +1,10 @@
 /*
  * paging: 32-bit paging (i386 build) or PAE paging (pae build): accessed and dirty flags,
  * CR0.WP, large pages, global pages, TLB invalidation by INVLPG, CR3 and CR4 writes, alias
- * mappings, reserved-bit faults; with PAE also execute-disable and PDPTE checks. Only
- * architecturally guaranteed behaviour is checked: after changing a paging-structure entry
- * the test always invalidates before expecting the new translation, and never expects a
- * stale translation to survive (SDM Vol. 3A, 4.10.4).
+ * mappings, reserved-bit faults, SMEP and SMAP when CPUID advertises them; with PAE also
+ * execute-disable and PDPTE checks. Only architecturally guaranteed behaviour is checked:
+ * after changing a paging-structure entry the test always invalidates before expecting the
+ * new translation, and never expects a stale translation to survive (SDM Vol. 3A, 4.10.4).
  */
 #include "kernel.h"
 #include "paging.h"
@@ -181,6 +181,89 @@ static void test_global(void) {
   set_pte(TEST_VA, (pte_t)(u32)page_a | PTE_P | PTE_W);
 }
 
+/* ---- SMEP and SMAP (SDM Vol. 3A, 4.6.1), only if CPUID.(EAX=7,ECX=0):EBX[7] / [20] ---- */
+
+#define USER_VA 0xC0000000u /* a user page outside the identity map's page directory entries */
+static u8 user_page[4096] __attribute__((aligned(4096)));
+
+/*
+ * The identity map is user-accessible (the ring-3 tests run kernel code), so while SMEP or
+ * SMAP is on, its PDEs are made supervisor-only: every kernel page becomes a supervisor
+ * page, and USER_VA is the one user page.
+ */
+static void supervisor_identity_map(int on) {
+  for (u32 va = 0; va < IDENTITY_LIMIT; va += LARGE_PAGE_SIZE) {
+    if (on) *pde_get(va) &= ~(pte_t)PTE_U;
+    else *pde_get(va) |= PTE_U;
+  }
+  write_cr3(read_cr3());
+}
+
+static u32 leaf7_ebx(void) {
+  u32 a, b, c, d;
+  cpuid(0, &a, &b, &c, &d);
+  if (a < 7) return 0;
+  cpuid(7, &a, &b, &c, &d);
+  return b;
+}
+
+static void test_smep_smap(void) {
+  static const u8 stub[] = {0xB8, 0x34, 0x12, 0x00, 0x00, 0xC3}; /* mov $0x1234, %eax; ret */
+  memcpy(user_page, stub, sizeof stub);
+  *(volatile u32 *)(user_page + 0x100) = 0x5EA1;
+  set_pte(USER_VA, (pte_t)(u32)user_page | PTE_P | PTE_W | PTE_U);
+  u32 features = leaf7_ebx();
+
+  if (features & (1u << 7)) {
+    supervisor_identity_map(1);
+    write_cr4(read_cr4() | CR4_SMEP);
+    trap_clear();
+    __asm__ volatile("movl $8887f, trap_resume\n\t"
+                     "jmp *%0\n"
+                     "8887:\n\t"
+                     :
+                     : "r"(USER_VA)
+                     : "memory");
+    write_cr4(read_cr4() & ~CR4_SMEP);
+    supervisor_identity_map(0);
+    /* A fetch fault is reported at the target; I/D is set for a fetch whenever CR4.SMEP =
+       1, with any paging mode (SDM 4.7). */
+    if (check_trap("smep_supervisor_fetch_user_page", VEC_PF, PFEC_P | PFEC_ID, USER_VA) &&
+        last_trap.cr2 != USER_VA)
+      check("smep_supervisor_fetch_user_page", 0, "CR2=0x%08x", last_trap.cr2);
+    u32 r = ((u32(*)(void))USER_VA)();
+    check("smep_off_fetch_allowed", r == 0x1234, "returned 0x%x", r);
+  } else {
+    skip_check("smep_supervisor_fetch_user_page", "CPUID.(EAX=7,ECX=0):EBX[7] = 0: no SMEP");
+  }
+
+  if (features & (1u << 20)) {
+    supervisor_identity_map(1);
+    write_cr4(read_cr4() | CR4_SMAP);
+    trap_clear();
+    u32 v = try_read(USER_VA + 0x100); /* EFLAGS.AC = 0: a violation */
+    check_pf("smap_supervisor_read_user_page", PFEC_P, USER_VA + 0x100);
+    trap_clear();
+    try_write(USER_VA + 0x104, 1);
+    check_pf("smap_supervisor_write_user_page", PFEC_P | PFEC_W, USER_VA + 0x104);
+    trap_clear();
+    __asm__ volatile("stac" ::: "memory", "cc"); /* AC = 1: explicit accesses allowed */
+    v = try_read(USER_VA + 0x100);
+    u32 flags = read_eflags();
+    __asm__ volatile("clac" ::: "memory", "cc");
+    u32 cleared = read_eflags();
+    check("smap_stac_allows", last_trap.count == 0 && v == 0x5EA1 && (flags & EFLAGS_AC) && !(cleared & EFLAGS_AC),
+          "%u exceptions, read 0x%x, EFLAGS 0x%x then 0x%x", last_trap.count, v, flags, cleared);
+    trap_clear();
+    try_read(USER_VA + 0x100);
+    check_pf("smap_clac_forbids_again", PFEC_P, USER_VA + 0x100);
+    write_cr4(read_cr4() & ~CR4_SMAP);
+    supervisor_identity_map(0);
+  } else {
+    skip_check("smap_supervisor_read_user_page", "CPUID.(EAX=7,ECX=0):EBX[20] = 0: no SMAP");
+  }
+}
+
 #ifdef PAE
 static void test_nx(void) {
   u32 a, b, c, d;
@@ -259,6 +342,7 @@ int kmain(u32 magic, struct multiboot_info *info) {
   test_not_present();
   test_large_page();
   test_global();
+  test_smep_smap();
 #ifdef PAE
   test_nx();
   test_pdpte();

@@ -2,8 +2,9 @@
  * usermode: ring 3 entered by IRET (TSS ESP0/SS0 give the ring-0 stack), system calls
  * through DPL-3 trap and interrupt gates, IOPL and I/O permission bitmap checks, POPF at
  * CPL 3, page-level user/supervisor protection, INT n through a DPL-0 gate, a call gate,
- * and LAR/LSL/VERR/VERW at CPL 3 (SDM Vol. 3A, chapters 5, 6 and 7). Code that runs at
- * CPL 3 only records what it sees; ring 0 checks and prints it afterwards.
+ * LAR/LSL/VERR/VERW at CPL 3, and UMIP when CPUID advertises it (SDM Vol. 3A, chapters 5,
+ * 6 and 7). Code that runs at CPL 3 only records what it sees; ring 0 checks and prints it
+ * afterwards.
  */
 #include "kernel.h"
 #include "paging.h"
@@ -344,6 +345,34 @@ static void test_segment_instructions(void) {
   check("verr_kernel_data_from_ring3", seg_results[8] == 0, NULL);
 }
 
+/* ---- UMIP (SDM Vol. 3A, 2.5): SGDT, SIDT, SLDT, SMSW and STR at CPL > 0 ---- */
+
+static u8 table_buf[8];
+USER_FAULT_FN(u_sgdt, "sgdt %0", : "=m"(table_buf) : : "memory")
+USER_FAULT_FN(u_smsw, "smsw %%ax", ::: "eax", "memory")
+USER_FAULT_FN(u_str, "str %%ax", ::: "eax", "memory")
+
+static void test_umip(void) {
+  /* Without CR4.UMIP these are allowed at CPL 3. */
+  expect_no_fault("sgdt_cpl3_without_umip", u_sgdt, EFLAGS_FIXED);
+  u32 a, b, c, d;
+  cpuid(0, &a, &b, &c, &d);
+  c = 0;
+  if (a >= 7) cpuid(7, &a, &b, &c, &d);
+  if (!(c & (1u << 2))) {
+    skip_check("umip_sgdt_cpl3_gp", "CPUID.(EAX=7,ECX=0):ECX[2] = 0: no UMIP");
+    return;
+  }
+  write_cr4(read_cr4() | CR4_UMIP);
+  expect_gp("umip_sgdt_cpl3_gp", u_sgdt, EFLAGS_FIXED);
+  expect_gp("umip_smsw_cpl3_gp", u_smsw, EFLAGS_FIXED);
+  expect_gp("umip_str_cpl3_gp", u_str, EFLAGS_FIXED);
+  trap_clear();
+  __asm__ volatile("sgdt %0" : "=m"(table_buf) : : "memory");
+  check("umip_sgdt_cpl0_allowed", last_trap.count == 0, "%u exceptions", last_trap.count);
+  write_cr4(read_cr4() & ~CR4_UMIP);
+}
+
 int kmain(u32 magic, struct multiboot_info *info) {
   (void)magic;
   (void)info;
@@ -357,6 +386,7 @@ int kmain(u32 magic, struct multiboot_info *info) {
   test_gate_dpl();
   test_call_gate();
   test_segment_instructions();
+  test_umip();
   paging_disable();
   check("finish_in_ring0", (read_cs() & 3) == 0 && (read_cr0() & CR0_PG) == 0, "CS=0x%x", read_cs());
   return test_finish();

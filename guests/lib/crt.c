@@ -25,7 +25,7 @@ __attribute__((noreturn)) void crt_main(u32 magic, struct multiboot_info *info) 
   boot_info = info;
   /* Copy the command line now: kernels that enable paging may not map the loader's data. */
   if (magic == MULTIBOOT_BOOTLOADER_MAGIC && (info->flags & MBI_CMDLINE) && info->cmdline) {
-    const char *s = (const char *)info->cmdline;
+    const char *s = (const char *)(uptr)info->cmdline;
     size_t i = 0;
     for (; s[i] && i < sizeof boot_cmdline - 1; i++) boot_cmdline[i] = s[i];
     boot_cmdline[i] = 0;

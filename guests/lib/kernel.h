@@ -43,6 +43,11 @@ int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
 
+#ifdef __x86_64__
+/* The amd64 runtime: long-mode descriptor tables, traps and user mode. */
+#include "kernel64.h"
+#else
+
 /* Segment selectors of the runtime's GDT (desc.c). Indices from GDT_FIRST_FREE up are free. */
 #define SEL_KCODE 0x08
 #define SEL_KDATA 0x10
@@ -161,12 +166,18 @@ static inline u32 syscall1(u32 nr, u32 arg) {
 }
 extern u8 user_stack_top[], kernel_intr_stack_top[], kernel_intr_stack[], boot_stack_top[];
 
+#endif /* __x86_64__ */
+
 /* Checks (test.c): each prints one line; test_finish prints PASS or FAIL and returns the
    exit code (the number of the first failed check, 0 if all passed). */
 int check(const char *name, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Checks last_trap against an expected vector, error code and saved EIP (count must be 1). */
-int check_trap(const char *name, u32 vector, u32 error, u32 eip);
+/* Checks last_trap against an expected vector, error code and saved EIP (RIP on amd64, in
+   trap64.c); the count must be 1. */
+int check_trap(const char *name, u32 vector, u32 error, uptr ip);
 int test_skipped(const char *name); /* listed in `skip=a,b*` on the command line */
+/* A check that cannot run on this processor (CPUID does not advertise the feature): prints
+   a `skip` line with the reason and counts nothing. */
+void skip_check(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int test_finish(void);
 
 #define EXIT_UNEXPECTED 126

@@ -1,8 +1,15 @@
 /*
  * A small printf: %d %i %u %x %X %c %s %p %%, the flags '-' and '0', a field width, and the
- * length modifiers l (same as none on i386) and ll (64-bit).
+ * length modifiers l (long: 32-bit on i386, 64-bit on amd64) and ll (64-bit).
  */
 #include "kernel.h"
+
+/* Whether a conversion with `lng` l's takes a 64-bit argument: ll always, l where long is. */
+#if __SIZEOF_LONG__ == 8
+#define WIDE(lng) ((lng) >= 1)
+#else
+#define WIDE(lng) ((lng) >= 2)
+#endif
 
 static int emit(char c) {
   serial_putc(c);
@@ -66,9 +73,9 @@ int vprintf(const char *fmt, va_list ap) {
     switch (*fmt) {
     case 'd':
     case 'i': {
-      s64 v = lng >= 2 ? va_arg(ap, s64) : va_arg(ap, s32);
+      s64 v = WIDE(lng) ? va_arg(ap, s64) : va_arg(ap, s32);
       u64 mag = v < 0 ? -(u64)v : (u64)v;
-      p = lng >= 2 ? format_u64(end, mag, 10, 0) : format_u32(end, (u32)mag, 10, 0);
+      p = WIDE(lng) ? format_u64(end, mag, 10, 0) : format_u32(end, (u32)mag, 10, 0);
       if (v < 0) *--p = '-';
       n += emit_padded(p, (int)(end - p), width, left, pad);
       break;
@@ -77,13 +84,17 @@ int vprintf(const char *fmt, va_list ap) {
     case 'x':
     case 'X': {
       unsigned base = *fmt == 'u' ? 10 : 16;
-      if (lng >= 2) p = format_u64(end, va_arg(ap, u64), base, *fmt == 'X');
+      if (WIDE(lng)) p = format_u64(end, va_arg(ap, u64), base, *fmt == 'X');
       else p = format_u32(end, va_arg(ap, u32), base, *fmt == 'X');
       n += emit_padded(p, (int)(end - p), width, left, pad);
       break;
     }
     case 'p':
+#if __SIZEOF_POINTER__ == 8
+      p = format_u64(end, (uptr)va_arg(ap, void *), 16, 0);
+#else
       p = format_u32(end, (u32)va_arg(ap, void *), 16, 0);
+#endif
       *--p = 'x';
       *--p = '0';
       n += emit_padded(p, (int)(end - p), width, left, ' ');

@@ -12,7 +12,7 @@ void *memcpy(void *dst, const void *src, size_t n) {
   const void *s = src;
   size_t words = n >> 2, bytes = n & 3;
   __asm__ volatile("rep movsl\n\t"
-                   "movl %3, %%ecx\n\t"
+                   "movl %k3, %%ecx\n\t" /* zero-extends into RCX on amd64 */
                    "rep movsb"
                    : "+D"(d), "+S"(s), "+c"(words)
                    : "r"(bytes)

@@ -10,7 +10,9 @@ typedef signed char s8;
 typedef short s16;
 typedef int s32;
 typedef long long s64;
-typedef unsigned int size_t;
+/* unsigned int on i386, unsigned long on amd64: what gcc's built-in memcpy etc. expect. */
+typedef __SIZE_TYPE__ size_t;
+typedef __UINTPTR_TYPE__ uptr; /* an integer as wide as a pointer */
 
 #define NULL ((void *)0)
 

@@ -14,6 +14,7 @@
 #define EFLAGS_ZF 0x00000040u
 #define EFLAGS_TF 0x00000100u
 #define EFLAGS_IF 0x00000200u
+#define EFLAGS_DF 0x00000400u
 #define EFLAGS_OF 0x00000800u
 #define EFLAGS_IOPL3 0x00003000u
 #define EFLAGS_NT 0x00004000u
@@ -28,11 +29,27 @@
 #define CR0_WP 0x00010000u
 #define CR0_AM 0x00040000u
 #define CR0_PG 0x80000000u
+#define CR4_DE 0x00000008u /* debugging extensions: I/O breakpoints; DR4/DR5 are #UD */
 #define CR4_PSE 0x00000010u
 #define CR4_PAE 0x00000020u
 #define CR4_PGE 0x00000080u
+#define CR4_UMIP 0x00000800u     /* SGDT, SIDT, SLDT, SMSW, STR are CPL 0 only */
+#define CR4_FSGSBASE 0x00010000u /* RDFSBASE, WRFSBASE, RDGSBASE, WRGSBASE */
+#define CR4_PCIDE 0x00020000u
+#define CR4_SMEP 0x00100000u
+#define CR4_SMAP 0x00200000u
 
+/* Model-specific registers (SDM Vol. 4) and the EFER bits (Vol. 3A, 2.2.1). */
 #define MSR_EFER 0xC0000080u
+#define MSR_STAR 0xC0000081u           /* SYSCALL/SYSRET selectors */
+#define MSR_LSTAR 0xC0000082u          /* SYSCALL target RIP in 64-bit mode */
+#define MSR_FMASK 0xC0000084u          /* RFLAGS bits SYSCALL clears */
+#define MSR_FS_BASE 0xC0000100u
+#define MSR_GS_BASE 0xC0000101u
+#define MSR_KERNEL_GS_BASE 0xC0000102u /* swapped with GS.base by SWAPGS */
+#define EFER_SCE (1u << 0)             /* SYSCALL enable */
+#define EFER_LME (1u << 8)             /* IA-32e mode enable */
+#define EFER_LMA (1u << 10)            /* IA-32e mode active (read-only) */
 #define EFER_NXE (1u << 11)
 
 /* Exception vectors (SDM Vol. 3A, Table 6-1). */
@@ -68,13 +85,14 @@ static inline u32 inl(u16 port) {
   return v;
 }
 
+/* Control and debug registers are as wide as the mode: 32 bits on i386, 64 on amd64. */
 #define DEFINE_CR(n)                                                        \
-  static inline u32 read_cr##n(void) {                                      \
-    u32 v;                                                                  \
+  static inline uptr read_cr##n(void) {                                     \
+    uptr v;                                                                 \
     __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));                       \
     return v;                                                               \
   }                                                                         \
-  static inline void write_cr##n(u32 v) {                                   \
+  static inline void write_cr##n(uptr v) {                                  \
     __asm__ volatile("mov %0, %%cr" #n ::"r"(v) : "memory");                \
   }
 DEFINE_CR(0)
@@ -83,12 +101,28 @@ DEFINE_CR(3)
 DEFINE_CR(4)
 #undef DEFINE_CR
 
-static inline u32 read_dr6(void) {
-  u32 v;
+static inline uptr read_dr6(void) {
+  uptr v;
   __asm__ volatile("mov %%dr6, %0" : "=r"(v));
   return v;
 }
-static inline void write_dr6(u32 v) { __asm__ volatile("mov %0, %%dr6" ::"r"(v)); }
+static inline void write_dr6(uptr v) { __asm__ volatile("mov %0, %%dr6" ::"r"(v)); }
+/* DR0-DR3 (breakpoint addresses) and DR7 (their control), SDM Vol. 3B, 18.2. */
+#define DEFINE_DR(n)                                                        \
+  static inline uptr read_dr##n(void) {                                     \
+    uptr v;                                                                 \
+    __asm__ volatile("mov %%dr" #n ", %0" : "=r"(v));                       \
+    return v;                                                               \
+  }                                                                         \
+  static inline void write_dr##n(uptr v) {                                  \
+    __asm__ volatile("mov %0, %%dr" #n ::"r"(v) : "memory");                \
+  }
+DEFINE_DR(0)
+DEFINE_DR(1)
+DEFINE_DR(2)
+DEFINE_DR(3)
+DEFINE_DR(7)
+#undef DEFINE_DR
 
 static inline u64 rdmsr(u32 msr) {
   u32 lo, hi;
@@ -103,14 +137,15 @@ static inline void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d) {
   __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
 }
 
-static inline u32 read_eflags(void) {
-  u32 v;
-  __asm__ volatile("pushfl; popl %0" : "=r"(v));
+/* EFLAGS, or RFLAGS on amd64 (PUSHF and POPF take the mode's stack width). */
+static inline uptr read_eflags(void) {
+  uptr v;
+  __asm__ volatile("pushf; pop %0" : "=r"(v));
   return v;
 }
-static inline void write_eflags(u32 v) { __asm__ volatile("pushl %0; popfl" ::"r"(v) : "memory", "cc"); }
+static inline void write_eflags(uptr v) { __asm__ volatile("push %0; popf" ::"r"(v) : "memory", "cc"); }
 
-static inline void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
+static inline void invlpg(uptr va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 static inline void clts(void) { __asm__ volatile("clts"); }
 
 static inline u16 read_cs(void) {
