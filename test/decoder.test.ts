@@ -22,7 +22,6 @@ import {
 } from "iced-x86";
 import { GP, UD } from "../src/cpu/arch.js";
 import type { Cpu } from "../src/cpu/cpu.js";
-import { SLOTS, slotIndex } from "../src/cpu/decode.js";
 import { disassemble, formatInstr } from "../src/cpu/disasm.js";
 import { Fault } from "../src/cpu/fault.js";
 import { OPCODES as ALL_OPCODES, type OpDef } from "../src/cpu/opcodes.js";
@@ -146,7 +145,9 @@ const SHAPES: Shape[] = [
 
 const opcodeBytes = (d: OpDef): number[] =>
   d.op >= 0x0f3800 ? [0x0f, 0x38, d.op & 0xff] : d.op >= 0x0f00 ? [0x0f, d.op & 0xff] : [d.op];
-const hasModrm = (d: OpDef): boolean => SLOTS[slotIndex(d.op)].modrm;
+/** Whether the row has a ModRM byte, as the decoder derives it (decode.ts, needsModrm). */
+const hasModrm = (d: OpDef): boolean =>
+  d.reg !== undefined || d.mod3 !== undefined || /\b([EGMSRCD][a-z]*)\b/.test(d.o);
 /** Rows whose r/m operand must be memory (M, Ma, Mp, ...): mod 3 is #UD. */
 const memoryOnly = (d: OpDef): boolean => /\bM/.test(d.o);
 /** MOV to/from control and debug registers: ModRM.mod is ignored. */
@@ -163,7 +164,8 @@ function regsFor(d: OpDef): number[] {
 
 /** Byte sequences covering one table row: every prefix and ModRM shape it allows. */
 function encodingsOf(d: OpDef): { bytes: number[]; shape: Shape | undefined }[] {
-  const op = opcodeBytes(d);
+  // A mandatory prefix (PAUSE is F3 90) goes right before the opcode.
+  const op = [...(d.mandatory !== undefined ? [d.mandatory] : []), ...opcodeBytes(d)];
   const out: { bytes: number[]; shape: Shape | undefined }[] = [];
   if (!hasModrm(d)) {
     for (const p of [[], [0x66], [0x67], [0x66, 0x67]])
@@ -469,6 +471,7 @@ describe("disassembler against iced-x86's Intel formatter", () => {
     [[0x04, 0x12], true], // add al, 0x12
     [[0xa8, 0x01], true], // test al, 1
     [[0xd3, 0xe2], true], // shl edx, cl
+    [[0xc8, 0x10, 0x00, 0x02], true], // enter 0x10, 2: two immediates
     [[0xec], true], // in al, dx
     [[0xe6, 0x80], true], // out 0x80, al
     [[0x06], true], // push es

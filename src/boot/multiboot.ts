@@ -38,6 +38,8 @@ const HEADER_AOUT_SIZE = 32;
 // Information structure flags (3.3): which fields are valid.
 /** Bit 0: mem_lower and mem_upper. */
 const INFO_MEMORY = 1 << 0;
+/** Bit 1: boot_device. */
+const INFO_BOOT_DEVICE = 1 << 1;
 /** Bit 2: cmdline. */
 const INFO_CMDLINE = 1 << 2;
 /** Bit 3: mods_count and mods_addr. */
@@ -51,6 +53,7 @@ const INFO_BOOT_LOADER_NAME = 1 << 9;
 const INFO_FLAGS = 0;
 const INFO_MEM_LOWER = 4;
 const INFO_MEM_UPPER = 8;
+const INFO_BOOT_DEVICE_FIELD = 12;
 const INFO_CMDLINE_ADDR = 16;
 const INFO_MODS_COUNT = 20;
 const INFO_MODS_ADDR = 24;
@@ -63,8 +66,17 @@ const MMAP_ENTRY_SIZE = 24;
 /** One module entry: mod_start, mod_end, string, reserved. */
 const MODULE_ENTRY_SIZE = 16;
 
+/** boot_device: BIOS drive 0x80, partitions 0xFF (none), as QEMU reports. */
+const BOOT_DEVICE_FIRST_DISK = 0x8000ffff;
+
 /** Where the information structure, memory map, module list and strings go (as QEMU). */
 export const INFO_ADDR = 0x9000;
+/**
+ * The stack a kernel is entered with: where QEMU's -kernel leaves it (measured with QEMU
+ * 7.2 and SeaBIOS), in conventional memory below the information structure and below the
+ * area kernels commonly use at 0x7000.
+ */
+export const ENTRY_STACK = 0x6f08;
 /** They must end below the EBDA. */
 const INFO_LIMIT = EBDA_START;
 
@@ -128,7 +140,7 @@ export function loadMultiboot(
   }
   opts.modules.forEach((m, i) => mem.load(moduleAddrs[i], m.data));
   mem.load(INFO_ADDR, info);
-  return { eip: image.entry, eax: BOOTLOADER_MAGIC, ebx: INFO_ADDR };
+  return { eip: image.entry, eax: BOOTLOADER_MAGIC, ebx: INFO_ADDR, esp: ENTRY_STACK };
 }
 
 /** Finds the header, checks its flags and returns what to load and where to start. */
@@ -280,7 +292,19 @@ function buildInfo(ramSize: number, opts: MultibootOptions, moduleAddrs: number[
   }
   const [cmdlineAddr, loaderNameAddr, ...moduleStringAddrs] = stringAddrs;
 
-  u32(INFO_FLAGS, INFO_MEMORY | INFO_CMDLINE | INFO_MODS | INFO_MEM_MAP | INFO_BOOT_LOADER_NAME);
+  u32(
+    INFO_FLAGS,
+    INFO_MEMORY |
+      INFO_BOOT_DEVICE |
+      INFO_CMDLINE |
+      INFO_MODS |
+      INFO_MEM_MAP |
+      INFO_BOOT_LOADER_NAME,
+  );
+  // The first BIOS hard disk (0x80), no partition (0xFF in each partition byte): QEMU's
+  // value. Kernels that test the wrong flag bit for the command line (the original SHV
+  // tests bit 1) find it set, as under QEMU.
+  u32(INFO_BOOT_DEVICE_FIELD, BOOT_DEVICE_FIRST_DISK);
   // KiB of lower memory (from 0) and of upper memory (from 1 MiB to the first hole).
   u32(INFO_MEM_LOWER, EBDA_START / 1024);
   u32(INFO_MEM_UPPER, (ramSize - HIGH_MEMORY_START) / 1024);

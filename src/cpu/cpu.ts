@@ -39,6 +39,7 @@ import {
   EAX,
   EBX,
   EDX,
+  ESP,
   GP,
   PFEC_I,
   PFEC_U,
@@ -227,6 +228,7 @@ export class Cpu implements Vcpu {
     this.regs[EAX] = entry.eax;
     this.regs[EBX] = entry.ebx;
     this.regs[EDX] = 0;
+    this.regs[ESP] = entry.esp;
     this.eip = this.nextEip = entry.eip >>> 0;
     this.flags.load(0);
     this.activity = ActivityState.Active;

@@ -130,8 +130,34 @@ function needsModrm(d: OpDef): boolean {
  * compatibility mode, and for 64-bit mode: rows marked i64 are invalid in 64-bit mode, rows
  * marked o64 exist only there (SDM Vol. 2, Appendix A.2.5).
  */
-export const SLOTS: Slot[] = buildSlots(OPCODES.filter((d) => d.mode64 !== "o64"));
-export const SLOTS64: Slot[] = buildSlots(OPCODES.filter((d) => d.mode64 !== "i64"));
+const LEGACY_ROWS = OPCODES.filter((d) => d.mode64 !== "o64");
+const LONG_ROWS = OPCODES.filter((d) => d.mode64 !== "i64");
+export const SLOTS: Slot[] = buildSlots(LEGACY_ROWS.filter((d) => !d.mandatory));
+export const SLOTS64: Slot[] = buildSlots(LONG_ROWS.filter((d) => !d.mandatory));
+/**
+ * Opcodes that mean something else behind a mandatory F3 or 66 prefix (PAUSE is F3 90,
+ * RDFSBASE F3 0F AE /0, INVPCID 66 0F 38 82): their own slots, tried first.
+ */
+const PREFIXED = {
+  f3: [
+    buildSlots(LEGACY_ROWS.filter((d) => d.mandatory === 0xf3)),
+    buildSlots(LONG_ROWS.filter((d) => d.mandatory === 0xf3)),
+  ],
+  p66: [
+    buildSlots(LEGACY_ROWS.filter((d) => d.mandatory === 0x66)),
+    buildSlots(LONG_ROWS.filter((d) => d.mandatory === 0x66)),
+  ],
+};
+
+/** The slot for `opcode` given the prefixes: a mandatory-prefix form when one exists. */
+function slotFor(opcode: number, long: boolean, rep: number, opsizePrefix: boolean): Slot {
+  const m = long ? 1 : 0;
+  const f3 = rep === 0xf3 ? PREFIXED.f3[m][opcode] : undefined;
+  if (f3 && (f3.entry || f3.forms)) return f3;
+  const p66 = opsizePrefix ? PREFIXED.p66[m][opcode] : undefined;
+  if (p66 && (p66.entry || p66.forms)) return p66;
+  return (long ? SLOTS64 : SLOTS)[opcode];
+}
 
 /** Slot of a table opcode: 00-FF, 0F xx at 0x100-0x1FF, 0F 38 xx at 0x200-0x2FF. */
 export function slotIndex(op: number): number {
@@ -227,7 +253,7 @@ export function decode(cpu: Cpu, i: Instr): void {
     opcode = 0x100 | next(cpu, i);
     if (opcode === 0x138) opcode = 0x200 | next(cpu, i); // the 0F 38 three-byte map
   }
-  const slot = (long ? SLOTS64 : SLOTS)[opcode];
+  const slot = slotFor(opcode, long, rep, opsizePrefix);
   const rexR = (rex & 4) << 1;
   const rexX = (rex & 2) << 2;
   const rexB = (rex & 1) << 3;
@@ -262,14 +288,7 @@ export function decode(cpu: Cpu, i: Instr): void {
     i.rm = (opcode & 7) | rexB; // the register in the opcode's low bits (50+r, B8+r, ...)
     i.seg = segOverride >= 0 ? segOverride : DS;
   }
-  if (
-    entry === undefined ||
-    (entry.noPrefix && (opsizePrefix || rep !== 0)) ||
-    (entry.mandatory === 0xf3 && rep !== 0xf3) ||
-    (entry.mandatory === 0x66 && !opsizePrefix)
-  ) {
-    entry = UNDEFINED;
-  }
+  if (entry === undefined || (entry.noPrefix && (opsizePrefix || rep !== 0))) entry = UNDEFINED;
   // A mandatory prefix is part of the opcode, not a REP or an operand-size override.
   if (entry.mandatory === 0xf3) rep = i.rep = 0;
   if (entry.mandatory === 0x66) opsizePrefix = false;

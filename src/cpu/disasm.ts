@@ -40,8 +40,8 @@ function memOperand(i: Instr, bits: number): string {
   return `${size ? `${size} ptr ` : ""}${seg}[${s}]`;
 }
 
-/** Formats one operand given in SDM notation. */
-function operand(spec: string, i: Instr, next: number): string {
+/** Formats operand `n` (from 0), given in SDM notation. */
+function operand(spec: string, i: Instr, next: number, n: number): string {
   const v = i.osize;
   const widthOf = (t: string): number => ({ b: 8, w: 16, d: 32, v, z: v, q: 64 })[t] ?? v;
   // Literal registers first: their first letters would read as operand kinds.
@@ -67,6 +67,7 @@ function operand(spec: string, i: Instr, next: number): string {
     case "S":
       return SEG_NAMES[i.reg] ?? "?";
     case "I":
+      if (n === 1 && i.entry.o === "Iw,Ib") return hex(i.imm2); // ENTER's nesting level
       return hex(t === "b" ? i.imm & 0xff : i.imm);
     case "J":
       return hex((next + (t === "b" ? (i.imm << 24) >> 24 : i.imm)) >>> 0);
@@ -107,7 +108,7 @@ export function formatInstr(i: Instr, next: number): string {
   const ops = i.entry.o
     ? i.entry.o
         .split(",")
-        .map((s) => operand(s, i, next))
+        .map((s, n) => operand(s, i, next, n))
         .filter((s) => s !== "")
         .join(", ")
     : "";

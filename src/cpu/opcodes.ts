@@ -43,7 +43,7 @@ export interface OpDef {
   size64?: "d64" | "f64";
   /** A 66, F2 or F3 prefix makes the encoding invalid (#UD), as for STAC/CLAC. */
   noPrefix?: boolean;
-  /** A mandatory prefix: without it the encoding is something else (here: undefined). */
+  /** A mandatory prefix: with it the opcode is this row; without it, the row without one. */
   mandatory?: 0x66 | 0xf3;
   /**
    * The VM exit this instruction can cause in VMX non-root operation, unconditionally or
@@ -189,6 +189,8 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0x8e, m: "mov", o: "Sw,Ew", exec: D.movSregE },
   { op: 0x8f, reg: 0, m: "pop", o: "Ev", exec: D.popE, size64: "d64" },
   { op: 0x90, m: "nop", o: "", exec: D.nop },
+  // PAUSE, a spin-loop hint: no architectural effect (SDM Vol. 2, PAUSE).
+  { op: 0x90, m: "pause", o: "", exec: D.nop, mandatory: 0xf3, exit: ExitReason.Pause },
   ...REGS.slice(1).map((r) => ({ op: 0x90 + r, m: "xchg", o: "Zv,eAX", exec: D.xchgAR })),
   { op: 0x98, m: "cbw", o: "", exec: A.cbw },
   { op: 0x99, m: "cwd", o: "", exec: A.cwd },

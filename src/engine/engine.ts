@@ -20,6 +20,12 @@ export interface CpuHost {
    * counts its own retired instructions.
    */
   readonly tsc?: () => number;
+  /**
+   * Makes this vCPU the one that per-vCPU devices (the xAPIC page) answer to. The machine
+   * selects the vCPU whose slice runs; an engine whose vCPUs run at the same time (kvm)
+   * calls this before carrying out each of this vCPU's device accesses.
+   */
+  readonly select?: () => void;
 }
 
 /**
@@ -41,6 +47,12 @@ export interface MultibootEntry {
   eip: number;
   eax: number; // 0x2BADB002
   ebx: number; // physical address of the multiboot information structure
+  /**
+   * ESP: the specification leaves it undefined, but QEMU's -kernel (and GRUB) enter with a
+   * usable stack in low memory, and kernels such as the original SHV push before setting up
+   * their own (design.md, decision 6).
+   */
+  esp: number;
 }
 
 /** Why a vCPU's run slice ended. */
@@ -110,5 +122,21 @@ export interface Vcpu {
 
 export interface Engine {
   readonly name: string;
+  /**
+   * The vCPUs run in real time, at the same time (kvm): the machine's clock must follow
+   * the wall clock, as with the realtime option, or the guest's own time stamp counter and
+   * the machine's timers would drift apart.
+   */
+  readonly realTime?: boolean;
+  /**
+   * Guest RAM of `bytes` bytes, for engines that share it with someone else: the kvm engine
+   * maps it once for both KVM and the device model. Without it the machine allocates RAM.
+   */
+  allocateRam?(bytes: number): Uint8Array;
   createVcpu(host: CpuHost, id: number): Vcpu;
+  /**
+   * A remark about running `kernel` on this engine, or null: the kvm engine warns when a
+   * kernel uses VMX and the host's KVM cannot offer it.
+   */
+  kernelNote?(kernel: Uint8Array): string | null;
 }

@@ -17,7 +17,7 @@ export const CODE = 0x1000;
 export function makeCpu(ramBytes = 1 << 20): { cpu: Cpu; mem: PhysicalMemory } {
   const mem = new PhysicalMemory(ramBytes);
   const cpu = new Cpu({ mem, io: new Bus("io") }, 0);
-  cpu.setMultibootEntry({ eip: CODE, eax: 0, ebx: 0 });
+  cpu.setMultibootEntry({ eip: CODE, eax: 0, ebx: 0, esp: 0x8000 });
   return { cpu, mem };
 }
 

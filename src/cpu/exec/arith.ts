@@ -224,8 +224,9 @@ export const divE =
       const hi = c.regs[EDX] >>> 0;
       if (hi >= d) fault(DE);
       const [q, r] = alu.divu64by32(hi, c.regs[EAX] >>> 0, d);
-      c.regs[EAX] = q;
-      c.regs[EDX] = r;
+      // 32-bit results zero-extend into RAX and RDX (SDM Vol. 1, 3.4.1.1).
+      setReg(c, EAX, 32, q);
+      setReg(c, EDX, 32, r);
       return;
     }
     const n = bits === 8 ? getReg(c, EAX, 16) : (getReg(c, EDX, 16) << 16) + getReg(c, EAX, 16);
@@ -258,8 +259,8 @@ export const idivE =
       const [q, r] = alu.divu64by32(ahi, alo, ad);
       const quotient = neg !== d < 0 ? -q : q;
       if (quotient > 0x7fffffff || quotient < -0x80000000) fault(DE);
-      c.regs[EAX] = quotient;
-      c.regs[EDX] = neg ? -r : r;
+      setReg(c, EAX, 32, quotient | 0);
+      setReg(c, EDX, 32, (neg ? -r : r) | 0);
       return;
     }
     const n =
@@ -359,11 +360,14 @@ function bitTest64(c: Cpu, i: Instr, op: BitOp, imm = -1): void {
   if (imm >= 0) off = imm & (bits - 1);
   else {
     off = getReg(c, i.reg, bits);
+    // A register operand takes the offset modulo 64 (SDM Vol. 2A, BT): the low half's
+    // bits, before the 64-bit offset (exact only up to 2^53) is formed for memory.
+    if (bits === 64 && i.mod === 3) return W.bitReg64(c, i.rm, off & 63, op);
     if (bits === 64) off = c.hi * 0x100000000 + (off >>> 0);
     else if (bits === 16) off = sext(off, 16);
   }
   if (i.mod === 3) {
-    if (bits === 64) return W.bitReg64(c, i.rm, off, op);
+    if (bits === 64) return W.bitReg64(c, i.rm, off, op); // the imm8 form
     const r = applyBit(c, getReg(c, i.rm, bits), off & (bits - 1), op);
     if (op !== BitOp.Test) setReg(c, i.rm, bits, r);
     return;
@@ -453,6 +457,17 @@ export const cmpxchg =
     const bits = width(byte, i);
     if (bits === 64) return W.cmpxchg64(c, i);
     const src = getReg(c, i.reg, bits);
+    if (i.mod === 3) {
+      // A register destination is written only when the comparison succeeds, the
+      // accumulator only when it fails (SDM Vol. 2A, CMPXCHG, Operation): in 64-bit mode
+      // the other keeps its upper half, as on Intel and AMD processors. Only a memory
+      // destination is always written back.
+      const a = getReg(c, i.rm, bits);
+      alu.sub(c.flags, getReg(c, EAX, bits), a, bits);
+      if (c.flags.zf()) setReg(c, i.rm, bits, src);
+      else setReg(c, EAX, bits, a);
+      return;
+    }
     rmwE(c, i, bits, (a) => {
       alu.sub(c.flags, getReg(c, EAX, bits), a, bits);
       if (c.flags.zf()) return src;

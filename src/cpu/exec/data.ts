@@ -67,7 +67,9 @@ export const movMoffs =
       // A 64-bit moffs, plus the FS/GS base if overridden (SDM Vol. 2, MOV).
       const s = i.seg >= 4 ? c.segs[i.seg] : null;
       const lo = (i.disp >>> 0) + (s ? s.base >>> 0 : 0);
-      lin = canonical(lo, i.dispHi + (s ? s.baseHi : 0) + Math.floor(lo / 0x100000000), GP);
+      // A non-canonical address is #SS(0) with an SS override, else #GP(0) (SDM Vol. 2, MOV).
+      const hi = i.dispHi + (s ? s.baseHi : 0) + Math.floor(lo / 0x100000000);
+      lin = canonical(lo, hi, i.seg === SS ? SS_VEC : GP);
     } else lin = segAddr(c, i.seg, i.disp, size, store);
     if (store) writeMem(c, lin, bits, getReg(c, EAX, bits), c.hi);
     else setReg(c, EAX, bits, readMem(c, lin, bits), c.hi);
@@ -216,7 +218,7 @@ export const popa: Handler = (c, i) => {
 
 /** ENTER Iw, Ib (C8) with nesting levels (SDM Vol. 2, ENTER). */
 export const enter: Handler = (c, i) => {
-  if (c.mode64) return enter64(c, i.imm, i.imm2 & 31);
+  if (c.mode64) return enter64(c, i.imm, i.imm2 & 31, i.osize);
   const bits = i.osize;
   const size = bits >> 3;
   const level = i.imm2 & 31;
@@ -235,21 +237,24 @@ export const enter: Handler = (c, i) => {
   setSp(c, sp);
 };
 
-/** ENTER in 64-bit mode: 64-bit frame pointers, RSP and RBP (SDM Vol. 2, ENTER). */
-function enter64(c: Cpu, frameSize: number, level: number): void {
+/**
+ * ENTER in 64-bit mode: RSP and RBP stay 64-bit, the frame pointers pushed are of the
+ * operand size, 64 bits or 16 with 0x66 (SDM Vol. 2, ENTER, Operation).
+ */
+function enter64(c: Cpu, frameSize: number, level: number, bits: number): void {
   const oldSp = [c.regs[ESP], c.regsHi[ESP]];
   try {
-    push(c, 64, c.regs[EBP], c.regsHi[EBP]);
+    push(c, bits, c.regs[EBP], c.regsHi[EBP]);
     const frame = [c.regs[ESP], c.regsHi[ESP]];
     const bp = [c.regs[EBP], c.regsHi[EBP]];
     for (let k = 1; k < level; k++) {
-      const lo = (bp[0] >>> 0) - 8;
+      const lo = (bp[0] >>> 0) - (bits >> 3);
       bp[1] = (bp[1] + Math.floor(lo / 0x100000000)) | 0;
       bp[0] = lo | 0;
-      const v = readMem(c, canonical(bp[0], bp[1], SS_VEC), 64);
-      push(c, 64, v, c.hi);
+      const v = readMem(c, canonical(bp[0], bp[1], SS_VEC), bits);
+      push(c, bits, v, c.hi);
     }
-    if (level > 0) push(c, 64, frame[0], frame[1]);
+    if (level > 0) push(c, bits, frame[0], frame[1]);
     stackAddr(c, -frameSize, 1, true);
     setReg(c, EBP, 64, frame[0], frame[1]);
     adjustSp(c, -frameSize);

@@ -7,7 +7,7 @@
  */
 import { ALU_CMP, ALU_OPS } from "../alu.js";
 import { sub64 } from "../alu64.js";
-import { EAX, EDI, EDX, ES, ESI, FS, GP } from "../arch.js";
+import { EAX, EDI, EDX, ES, ESI, FS, GP, SS, SS_VEC } from "../arch.js";
 import { DF } from "../flags.js";
 import type { Cpu } from "../cpu.js";
 import type { Instr } from "../decode.js";
@@ -32,7 +32,8 @@ const BATCH = 4096;
 
 /**
  * Linear address of seg:rSI or ES:rDI at the address size. In 64-bit mode only FS and GS
- * add a base, and the address must be canonical.
+ * add a base, and the address must be canonical: else #GP(0), or #SS(0) for a source in SS
+ * (SDM Vol. 3A, 6.15, Interrupt 12).
  */
 function strAddr(c: Cpu, i: Instr, seg: number, r: number, size: number, write: boolean): number {
   if (!i.mode64) {
@@ -42,7 +43,7 @@ function strAddr(c: Cpu, i: Instr, seg: number, r: number, size: number, write: 
   const s = seg >= FS ? c.segs[seg] : null;
   const lo = (c.regs[r] >>> 0) + (s ? s.base >>> 0 : 0);
   const hi = (i.asize === 64 ? c.regsHi[r] : 0) + (s ? s.baseHi : 0);
-  return canonical(lo, hi + Math.floor(lo / 0x100000000), GP);
+  return canonical(lo, hi + Math.floor(lo / 0x100000000), seg === SS ? SS_VEC : GP);
 }
 
 /** rSI or rDI += step, at the address size. */
