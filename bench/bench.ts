@@ -2,7 +2,10 @@
  * `npm run bench`: the soft engine's speed on a named compute workload, in millions of
  * guest instructions per second (MIPS). Speed is measured here, never asserted in tests.
  *
+ * Then the kvm engine beside QEMU with KVM (bench/kvm.ts).
+ *
  * Usage: npm run bench [-- --iters N] [--runs R] [--variant i386,amd64] [--opt O2|O0|Os]
+ *                      [--kvm-runs R]
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -10,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { Machine, type OutputSink } from "../src/machine/machine.js";
 import { softEngine } from "../src/engine/soft.js";
+import { benchKvm } from "./kvm.js";
 
 // Runs from dist/bench/ after the build; the guests live in the source tree.
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -63,7 +67,7 @@ async function once(
   if (result.kind !== "exit" || result.status !== 1) {
     throw new Error(`compute kernel did not pass: ${JSON.stringify(result)}\n${serial.text()}`);
   }
-  return { instructions: m.vcpu.instructionsRetired, seconds, output: serial.text() };
+  return { instructions: m.vcpus[0].instructionsRetired, seconds, output: serial.text() };
 }
 
 const host = join(root, "guests", "build", "host", "compute");
@@ -90,3 +94,6 @@ for (const variant of variants) {
       ` (median of ${runs})`,
   );
 }
+
+console.log();
+await benchKvm(root, Number(arg("kvm-runs", "3")));

@@ -5,7 +5,8 @@
  * test time) runs each instruction on the host with EFLAGS preloaded and prints result and
  * EFLAGS. Flags the SDM leaves undefined for an instruction are masked out, since the host
  * may be an AMD processor whose undefined results differ from Intel's (SDM Vol. 2, each
- * instruction's "Flags Affected"; Vol. 1, Appendix A).
+ * instruction's "Flags Affected"; Vol. 1, Appendix A): the table in src/diff/masks.ts, which
+ * the differential tests share.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -19,6 +20,7 @@ import { ALU_OPS, SHIFT_OPS } from "../src/cpu/alu.js";
 import { DE, EAX, EBX, ECX, EDX } from "../src/cpu/arch.js";
 import { Fault } from "../src/cpu/fault.js";
 import { AF, ARITH, CF, Flags, OF, PF, SF, ZF } from "../src/cpu/flags.js";
+import { definedFlags, resultDefined } from "../src/diff/masks.js";
 import { decodeAt, makeCpu } from "./helpers/cpu.js";
 
 // ---------------------------------------------------------------- inputs
@@ -165,7 +167,6 @@ interface OpTest {
 
 const ALL_WIDTHS = [8, 16, 32];
 const WIDE = [16, 32];
-const ALL = ARITH;
 
 function binaryInputs(bits: number): Input[] {
   const v = values(bits, 8);
@@ -197,7 +198,7 @@ const aluTests: OpTest[] = ALU_NAMES.map((name, k) => ({
       const r = ALU_OPS[k](f, arg(x.a, bits), arg(x.b, bits), bits);
       return name === "cmp" ? x.a : r; // CMP does not write its destination
     }),
-  defined: () => (name === "and" || name === "or" || name === "xor" ? ALL & ~AF : ALL),
+  defined: (bits) => definedFlags(name, { bits }),
 }));
 
 // INC/DEC leave CF alone (SDM Vol. 2, INC); NEG sets CF unless the operand is 0 (NEG).
@@ -213,7 +214,7 @@ const unaryTests: OpTest[] = (
   widths: ALL_WIDTHS,
   inputs: unaryInputs,
   run: (bits, x) => viaFlags(x.fin, (f) => fn(f, arg(x.a, bits), bits)),
-  defined: () => ALL,
+  defined: (bits) => definedFlags(name, { bits }),
 }));
 
 // Shifts (SDM Vol. 2, SAL/SAR/SHL/SHR): a masked count of 0 changes no flag; otherwise
@@ -227,14 +228,7 @@ const shiftTests: OpTest[] = SHIFT_NAMES.map((name, reg) => ({
   widths: ALL_WIDTHS,
   inputs: shiftInputs,
   run: (bits, x) => viaFlags(x.fin, (f) => SHIFT_OPS[reg](f, arg(x.a, bits), x.c & 31, bits)),
-  defined: (bits, x) => {
-    const n = x.c & 31;
-    if (n === 0) return ALL;
-    const of = n === 1 ? OF : 0;
-    if (reg < 4) return (ALL & ~OF) | of; // rotates: the other flags are unaffected
-    const cf = (name === "shl" || name === "sal" || name === "shr") && n >= bits ? 0 : CF;
-    return cf | PF | ZF | SF | of;
-  },
+  defined: (bits, x) => definedFlags(name, { bits, count: x.c }),
 }));
 
 // SHLD/SHRD (SDM Vol. 2): count 0 changes nothing; a count above the width leaves result
@@ -255,13 +249,8 @@ const doubleTests: OpTest[] = (
     return cases.map(([[a, b], c], k) => input(a, b, c, FLAGS_IN[k & 1]));
   },
   run: (bits, x) => viaFlags(x.fin, (f) => fn(f, arg(x.a, bits), arg(x.b, bits), x.c & 31, bits)),
-  defined: (bits, x) => {
-    const n = x.c & 31;
-    if (n === 0) return ALL;
-    if (n > bits) return 0;
-    return CF | PF | ZF | SF | (n === 1 ? OF : 0);
-  },
-  resultDefined: (bits, x) => (x.c & 31) <= bits,
+  defined: (bits, x) => definedFlags(name, { bits, count: x.c }),
+  resultDefined: (bits, x) => resultDefined(name, { bits, count: x.c }),
 }));
 
 function mulInputs(bits: number): Input[] {
@@ -278,10 +267,10 @@ const group3 = (bits: number, reg: number): number[] => [
 // MUL/IMUL: CF = OF = "the upper half is significant"; SF, ZF, AF, PF undefined.
 const mulTests: OpTest[] = (
   [
-    ["mul", "mul", 4],
-    ["imul (one operand)", "imul1", 5],
+    ["mul", "mul", 4, "mul"],
+    ["imul (one operand)", "imul1", 5, "imul"],
   ] as const
-).map(([name, host, reg]) => ({
+).map(([name, host, reg, m]) => ({
   name,
   host,
   widths: ALL_WIDTHS,
@@ -291,7 +280,7 @@ const mulTests: OpTest[] = (
       viaHandler(bits, group3(bits, reg), { [EAX]: x.a, [EBX]: x.b }, x.fin, [EAX, EDX]),
       bits,
     ),
-  defined: () => CF | OF,
+  defined: (bits) => definedFlags(m, { bits }),
 }));
 
 // IMUL r, r/m (0F AF) and IMUL r, r/m, imm (69 Iz, 6B Ib sign-extended): the truncated
@@ -306,7 +295,7 @@ const imulTests: OpTest[] = [
     inputs: mulInputs,
     run: (bits, x) =>
       viaHandler(bits, [0x0f, 0xaf, 0xc3], { [EAX]: x.a, [EBX]: x.b }, x.fin, [EAX]),
-    defined: () => CF | OF,
+    defined: (bits) => definedFlags("imul", { bits }),
   },
   {
     name: "imul r, r/m, imm",
@@ -315,7 +304,7 @@ const imulTests: OpTest[] = [
     inputs: mulInputs,
     run: (bits, x) =>
       viaHandler(bits, [0x69, 0xc3, ...imm(x.b, bits / 8)], { [EBX]: x.a }, x.fin, [EAX]),
-    defined: () => CF | OF,
+    defined: (bits) => definedFlags("imul", { bits }),
   },
   {
     name: "imul r, r/m, imm8",
@@ -323,7 +312,7 @@ const imulTests: OpTest[] = [
     widths: WIDE,
     inputs: (bits) => mulInputs(bits).map((x) => ({ ...x, b: x.b & 0xff })),
     run: (bits, x) => viaHandler(bits, [0x6b, 0xc3, x.b], { [EBX]: x.a }, x.fin, [EAX]),
-    defined: () => CF | OF,
+    defined: (bits) => definedFlags("imul", { bits }),
     hostInput: (bits, x) => ({ ...x, b: sext8(x.b, bits) }),
   },
 ];
@@ -352,7 +341,7 @@ const divTests: OpTest[] = (
       return splitAx(viaHandler(8, op, { [EAX]: (x.c << 8) | x.a, [EBX]: x.b }, x.fin, [EAX]), 8);
     return viaHandler(bits, op, { [EAX]: x.a, [EDX]: x.c, [EBX]: x.b }, x.fin, [EAX, EDX]);
   },
-  defined: () => 0,
+  defined: (bits) => definedFlags(name, { bits }),
 }));
 
 // BSF/BSR (SDM Vol. 2): ZF = (source == 0); the destination is undefined for a zero
@@ -372,8 +361,8 @@ const scanTests: OpTest[] = (
     return v.map((b, k) => input(0, b, k & 1 ? 0x1234 : randomValue(bits), FLAGS_IN[k & 1]));
   },
   run: (bits, x) => viaHandler(bits, [0x0f, op, 0xc3], { [EAX]: x.c, [EBX]: x.b }, x.fin, [EAX]),
-  defined: () => ZF,
-  resultDefined: (_, x) => x.b !== 0,
+  defined: (bits) => definedFlags(name, { bits }),
+  resultDefined: (bits, x) => resultDefined(name, { bits, sourceZero: x.b === 0 }),
 }));
 
 // BT/BTS/BTR/BTC with a register bit base (SDM Vol. 2, BT): the offset is taken modulo
@@ -398,7 +387,7 @@ const bitTests: OpTest[] = (
         input(a, b & mask(bits), 0, FLAGS_IN[k & 1]),
       ),
     run: (bits, x) => viaHandler(bits, [0x0f, op, 0xcb], { [EBX]: x.a, [ECX]: x.b }, x.fin, [EBX]),
-    defined: () => CF | ZF,
+    defined: (bits) => definedFlags(name, { bits }),
   },
   {
     name: `${name} r/m, imm8`,
@@ -408,7 +397,7 @@ const bitTests: OpTest[] = (
       product(values(bits, 4), IMM_OFFSETS).map(([a, b], k) => input(a, b, 0, FLAGS_IN[k & 1])),
     run: (bits, x) =>
       viaHandler(bits, [0x0f, 0xba, 0xc3 | (reg << 3), x.b], { [EBX]: x.a }, x.fin, [EBX]),
-    defined: () => CF | ZF,
+    defined: (bits) => definedFlags(name, { bits }),
   },
 ]);
 

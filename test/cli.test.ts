@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -101,10 +101,22 @@ describe("shv run: usage errors", () => {
     assertUsageError(run("-m", "0"), /invalid memory size '0' \(expected 2 to 3072 MiB\)/);
     assertUsageError(run("-m", "4096"), /invalid memory size '4096'/);
     assertUsageError(run("--memory", "lots"), /invalid memory size 'lots'/);
-    assertUsageError(run("--smp", "2"), /^shv: SMP is not supported yet/);
+    assertUsageError(
+      run("--smp", "65"),
+      /^shv: invalid CPU count '65' for --smp \(expected 1 to 64\)$/,
+    );
     assertUsageError(run("--smp", "0"), /invalid CPU count '0'/);
+    assertUsageError(run("--smp", "two"), /invalid CPU count 'two'/);
+    assertUsageError(run("--mips", "0"), /invalid --mips '0'/);
+    assertUsageError(
+      run("--display", "vnc"),
+      /invalid --display 'vnc' \(expected none or curses\)/,
+    );
+    assertUsageError(run("-vga", "bogus"), /invalid -vga 'bogus'/);
+    assertUsageError(run("-vga", "none", "--vga"), /-vga none leaves no screen to show/);
+    assertUsageError(run("--vga"), /--vga on the terminal needs --serial and --debugcon off stdio/);
     assertUsageError(run("--engine", "bogus"), /unknown engine 'bogus'/);
-    assertUsageError(run("--engine", "kvm"), /kvm engine is not available yet/);
+    assertUsageError(run("-accel", "hax"), /unknown accelerator 'hax' for -accel/);
     assertUsageError(run("--timeout", "-1"), /invalid --timeout '-1'/);
     assertUsageError(run("--serial", "tcp:1234"), /invalid --serial 'tcp:1234'/);
     assertUsageError(run("--initrd", join(dir, "nope.bin")), /module file '.*nope\.bin' not found/);
@@ -119,7 +131,12 @@ describe("shv run: QEMU spellings", () => {
       ["run", "-kernel", missing, "-append", "a b", "-initrd", "m x", "-smp", "1", "-m", "64"],
       /kernel file '.*missing\.elf' not found/,
     );
-    assertUsageError(["run", "-kernel", kernel, "-smp", "2"], /SMP is not supported yet/);
+    assertUsageError(["run", "-kernel", kernel, "-smp", "cpus=65"], /invalid CPU count 'cpus=65'/);
+    // -display none and -vga std are accepted: the run gets as far as the kernel file.
+    assertUsageError(
+      ["run", "-kernel", missing, "-smp", "cpus=4", "-display", "none", "-vga", "std"],
+      /kernel file '.*missing\.elf' not found/,
+    );
     assertUsageError(["run", "-kernel", kernel, "-m", "0"], /invalid memory size '0'/);
     const module = join(dir, "mod.bin");
     assertUsageError(["run", "-kernel", kernel, "-initrd", `${module} arg`], /module file/);
@@ -177,6 +194,65 @@ describe("shv run: how runs end", () => {
     // Without --no-reboot the machine resets and runs the kernel again, until the timeout.
     const again = shv("run", "--kernel", kernel, "--timeout", "0.3");
     assert.equal(again.status, 124);
+  });
+});
+
+describe("shv run: the PC platform", () => {
+  it("stops with status 0 and a message when the guest resets the machine under --no-reboot", () => {
+    const kernel = codeKernel("reset.bin", [
+      ...[0xb0, 0xfe], // mov al, 0xfe
+      ...[0xe6, 0x64], // out 0x64, al: pulse the 8042's reset line
+      ...[0xeb, 0xfe], // jmp $
+    ]);
+    const r = shv("run", "--kernel", kernel, "--no-reboot", "--timeout", "30");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      r.stderr,
+      "shv: the guest reset the machine (keyboard controller reset line); stopped (--no-reboot)\n",
+    );
+  });
+
+  it("writes the VGA text screen to the --vga file", () => {
+    const kernel = codeKernel("vga.bin", [
+      ...[0xc7, 0x05, 0x00, 0x80, 0x0b, 0x00, 0x48, 0x1f, 0x69, 0x1f], // mov dword [0xb8000], "Hi"
+      ...[0x66, 0xba, 0xf4, 0x00], // mov dx, 0xf4
+      ...[0xb8, 0x00, 0x00, 0x00, 0x00], // mov eax, 0
+      0xef, // out dx, eax
+    ]);
+    const screen = join(dir, "screen.txt");
+    const r = shv("run", "--kernel", kernel, "--vga", screen, "--timeout", "30");
+    assert.equal(r.status, 1, r.stderr);
+    const lines = readFileSync(screen, "utf8").split("\n");
+    assert.equal(lines[0], "Hi");
+    assert.equal(lines.length, 26, "25 lines, each ending in a newline");
+  });
+
+  it("runs 64 CPUs", () => {
+    const kernel = codeKernel("smp.bin", [
+      ...[0x66, 0xba, 0xf4, 0x00], // mov dx, 0xf4
+      ...[0xb8, 0x02, 0x00, 0x00, 0x00], // mov eax, 2
+      0xef, // out dx, eax
+    ]);
+    assert.equal(shv("run", "--kernel", kernel, "--smp", "64").status, 5);
+  });
+
+  it("keeps virtual time behind the wall clock with --realtime", () => {
+    // Waits for the RTC's seconds to change twice: its updates come 0.5 and 1.5 s after
+    // power-on. At 1 MIPS that is 1.5 million instructions, a blink for the host.
+    const kernel = codeKernel("rtc-wait.bin", [
+      ...[0xb0, 0x00, 0xe6, 0x70, 0xe4, 0x71], // mov al, 0; out 0x70, al; in al, 0x71
+      ...[0x88, 0xc3], // mov bl, al
+      ...[0xb9, 0x02, 0x00, 0x00, 0x00], // mov ecx, 2
+      ...[0xb0, 0x00, 0xe6, 0x70, 0xe4, 0x71], // again: read the seconds
+      ...[0x38, 0xd8, 0x74, 0xf6], // cmp al, bl; je again
+      ...[0x88, 0xc3, 0xe2, 0xf2], // mov bl, al; loop again
+      ...[0x66, 0xba, 0xf4, 0x00, 0xb8, 0x00, 0x00, 0x00, 0x00, 0xef], // exit 0
+    ]);
+    const start = performance.now();
+    const r = shv("run", "--kernel", kernel, "--mips", "1", "--realtime", "--timeout", "30");
+    const took = performance.now() - start;
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(took >= 1400, `1.5 s of virtual time passed in ${took} ms`);
   });
 });
 

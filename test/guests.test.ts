@@ -296,3 +296,50 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+/** Per-CPU lines of the smp kernel: "cpu N: apic_id=N started=1 cr0=... timer_ticks=T nmis=M". */
+const SMP_CPU_LINE =
+  /^cpu (\d+): apic_id=(\d+) started=1 cr0=(0x[0-9a-f]+) .* timer_ticks=(\d+) nmis=(\d+)$/;
+
+describe("smp (soft)", { concurrency: 2 }, () => {
+  for (const variant of ["i386", "pae"] as const) {
+    for (const cpus of [1, 2, 4, 8]) {
+      test(`smp-O2 (${variant}), ${cpus} CPU(s): MADT, INIT-SIPI-SIPI, per-CPU timers, NMI IPIs`, async () => {
+        const r = await runGuest(kernelPath(variant, "smp", "O2"), `cpus=${cpus}`, [
+          "--smp",
+          String(cpus),
+        ]);
+        assertPassed(r);
+        const out = lines(r.stdout);
+        assert.ok(
+          out.some((l) =>
+            l.startsWith(`madt: ${cpus} CPUs, local APICs at 0xfee00000, 1 I/O APIC`),
+          ),
+          describeRun(r),
+        );
+        const perCpu = out.flatMap((l) => {
+          const m = SMP_CPU_LINE.exec(l);
+          return m ? [{ cpu: +m[1], apic: +m[2], cr0: m[3], ticks: +m[4], nmis: +m[5] }] : [];
+        });
+        assert.equal(perCpu.length, cpus, describeRun(r));
+        for (const c of perCpu) {
+          assert.equal(c.apic, c.cpu);
+          assert.equal(c.cr0, "0x80000011", "paging on every CPU, as on the BSP");
+          assert.ok(c.ticks >= 10, `CPU ${c.cpu}: ${c.ticks} timer interrupts`);
+          assert.equal(c.nmis, c.cpu === 0 ? 0 : 1, `CPU ${c.cpu}'s NMIs`);
+        }
+      });
+    }
+  }
+
+  test("two runs of the same kernel and options print byte-identical output", async () => {
+    const run = () => runGuest(kernelPath("i386", "smp", "O0"), "cpus=4", ["--smp", "4"]);
+    const [first, second] = await Promise.all([run(), run()]);
+    assertPassed(first);
+    // The output holds timing-dependent numbers (timer calibration, PIT polls, the TSC).
+    assert.ok(
+      lines(first.stdout).some((l) => /^bsp: \d+ PIT polls, TSC 0x[0-9a-f]+ at the end$/.test(l)),
+    );
+    assert.equal(second.stdout, first.stdout);
+  });
+});

@@ -22,7 +22,6 @@ type Step = (host: CpuHost, vcpu: ScriptedVcpu) => VcpuExit;
  * handling can be tested without a CPU.
  */
 class ScriptedVcpu implements Vcpu {
-  readonly id = 0;
   instructionsRetired = 0;
   readonly calls: string[] = [];
   stopRequested = false;
@@ -31,6 +30,7 @@ class ScriptedVcpu implements Vcpu {
   constructor(
     readonly host: CpuHost,
     private readonly script: Step[],
+    readonly id = 0,
   ) {}
 
   reset(): void {
@@ -43,8 +43,9 @@ class ScriptedVcpu implements Vcpu {
   run(budget: number): VcpuExit {
     this.calls.push("run");
     const step = this.script[Math.min(this.step++, this.script.length - 1)];
-    this.instructionsRetired += budget;
     const exit = step(this.host, this);
+    // A halted vCPU retires nothing; otherwise the step stands for the whole budget.
+    if (exit.kind !== "halt") this.instructionsRetired += budget;
     return this.stopRequested ? { kind: "stopped" } : exit;
   }
   requestStop(): void {
@@ -72,12 +73,21 @@ class ScriptedVcpu implements Vcpu {
   }
 }
 
-function scriptedEngine(script: Step[]): Engine & { vcpu?: ScriptedVcpu } {
-  const engine: Engine & { vcpu?: ScriptedVcpu } = {
+type ScriptedEngine = Engine & { vcpu?: ScriptedVcpu; vcpus: ScriptedVcpu[] };
+
+/** vCPU 0 plays `script`; the others (with SMP) play `apScript`, halted by default. */
+function scriptedEngine(
+  script: Step[],
+  apScript: Step[] = [() => ({ kind: "halt", interruptsEnabled: false })],
+): ScriptedEngine {
+  const engine: ScriptedEngine = {
     name: "scripted",
-    createVcpu(host: CpuHost) {
-      engine.vcpu = new ScriptedVcpu(host, script);
-      return engine.vcpu;
+    vcpus: [],
+    createVcpu(host: CpuHost, id: number) {
+      const vcpu = new ScriptedVcpu(host, id === 0 ? script : apScript, id);
+      engine.vcpus.push(vcpu);
+      if (id === 0) engine.vcpu = vcpu;
+      return vcpu;
     },
   };
   return engine;
@@ -132,7 +142,10 @@ describe("Machine", () => {
   it("loads the kernel and starts the vCPU at its multiboot entry", () => {
     const engine = scriptedEngine([() => ({ kind: "budget" })]);
     const machine = new Machine(config(engine));
-    assert.deepEqual(engine.vcpu?.calls, [
+    // The local APIC kicks the vCPU whenever its inputs may have changed: not counted here.
+    const calls = engine.vcpu?.calls.filter((c) => c !== "kick");
+    assert.deepEqual(calls, [
+      "attach",
       "reset",
       `entry eip=0x100020 ebx=0x${INFO_ADDR.toString(16)}`,
     ]);
@@ -213,7 +226,10 @@ describe("Machine", () => {
     const result = await new Machine(config(engine)).run();
     assert.deepEqual(result, { kind: "exit", status: 3 });
     const entry = `entry eip=0x100020 ebx=0x${INFO_ADDR.toString(16)}`;
-    assert.deepEqual(engine.vcpu?.calls, ["reset", entry, "run", "reset", entry, "run", "run"]);
+    assert.deepEqual(
+      engine.vcpu?.calls.filter((c) => c !== "kick"),
+      ["attach", "reset", entry, "run", "reset", entry, "run", "run"],
+    );
   });
 
   it("sleeps on HLT without spinning until the timeout", async () => {
@@ -242,22 +258,117 @@ describe("Machine", () => {
     assert.deepEqual(machine.handleExit({ kind: "budget" }), { kind: "continue" });
     assert.deepEqual(machine.handleExit({ kind: "stopped" }), { kind: "continue" });
     assert.deepEqual(machine.handleExit({ kind: "halt", interruptsEnabled: false }), {
-      kind: "sleep",
+      kind: "idle",
     });
   });
 
-  it("refuses SMP, bad memory sizes and over-long timeouts with a UserError", () => {
+  it("refuses bad CPU counts, memory sizes, speeds and over-long timeouts with a UserError", () => {
     const engine = scriptedEngine([() => ({ kind: "budget" })]);
     const refused = (over: Partial<MachineConfig>, message: RegExp) =>
       assert.throws(
         () => new Machine(config(engine, over)),
         (e: unknown) => e instanceof UserError && message.test(e.message),
       );
-    refused({ smp: 2 }, /^SMP is not supported yet/);
+    refused({ smp: 0 }, /^CPU count 0 is out of range \(1 to 64\)/);
+    refused({ smp: 65 }, /^CPU count 65 is out of range/);
+    refused({ smp: 1.5 }, /^CPU count 1.5 is out of range/);
+    refused({ mips: 0 }, /^CPU speed 0 MIPS is out of range/);
     refused({ memoryMiB: 1 }, /memory size 1 MiB is out of range \(2 to 3072 MiB\)/);
     refused({ memoryMiB: 3073 }, /out of range/);
     refused({ memoryMiB: 2.5 }, /out of range/);
     refused({ timeoutSeconds: 1e9 }, /timeout 1000000000 s is above/);
     refused({ kernel: new Uint8Array(100) }, /no multiboot header/);
+  });
+});
+
+describe("Machine: the PC platform and SMP", () => {
+  const LAPIC_ID = 0xfee00020;
+
+  it("creates one vCPU per CPU, each seeing its own local APIC at the same address", async () => {
+    const ids: number[][] = [[], [], []];
+    const readId: Step = (host, vcpu) => {
+      ids[vcpu.id].push(host.mem.read(LAPIC_ID, 4) >>> 24);
+      return { kind: "budget" };
+    };
+    const engine = scriptedEngine([readId, readId, debugExit(0)], [readId]);
+    const machine = new Machine(config(engine, { smp: 3 }));
+    assert.equal(machine.vcpus.length, 3);
+    assert.deepEqual(
+      engine.vcpus.map((v) => v.id),
+      [0, 1, 2],
+    );
+    await machine.run();
+    assert.deepEqual(ids, [
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ]);
+    // Only the BSP enters the kernel; every vCPU is reset.
+    assert.ok(engine.vcpus[0].calls.some((c) => c.startsWith("entry")));
+    assert.ok(!engine.vcpus[1].calls.some((c) => c.startsWith("entry")));
+  });
+
+  it("sends IPIs through the local APICs: INIT and SIPI reach the target vCPU", async () => {
+    const engine = scriptedEngine([
+      (host) => {
+        host.mem.write(0xfee00310, 4, 2 << 24); // ICR high: APIC ID 2
+        host.mem.write(0xfee00300, 4, 0xc500); // INIT, level, assert
+        host.mem.write(0xfee00300, 4, 0x0610); // startup, vector 0x10
+        host.mem.write(0xfee00300, 4, 0x0400); // NMI
+        return { kind: "budget" };
+      },
+      debugExit(0),
+    ]);
+    await new Machine(config(engine, { smp: 3 })).run();
+    assert.deepEqual(
+      engine.vcpus[2].calls.filter((c) => ["init", "sipi 16", "nmi"].includes(c)),
+      ["init", "sipi 16", "nmi"],
+    );
+    assert.ok(!engine.vcpus[1].calls.includes("init"));
+  });
+
+  it("resets on the 8042's reset command, or stops with --no-reboot", async () => {
+    const reset: Step = (host) => {
+      host.io.write(0x64, 1, 0xfe);
+      return { kind: "budget" };
+    };
+    const stopped = await new Machine(config(scriptedEngine([reset]), { noReboot: true })).run();
+    assert.deepEqual(stopped, { kind: "reset", cause: "keyboard controller reset line" });
+    const engine = scriptedEngine([reset, debugExit(2)]);
+    assert.deepEqual(await new Machine(config(engine)).run(), { kind: "exit", status: 5 });
+    assert.equal(engine.vcpu?.calls.filter((c) => c.startsWith("entry")).length, 2, "booted twice");
+  });
+
+  it("turns off through ACPI PM1a_CNT with SLP_TYP 0 and SLP_EN", async () => {
+    const engine = scriptedEngine([
+      (host) => {
+        host.io.write(0x604, 2, 1 << 13);
+        return { kind: "budget" };
+      },
+    ]);
+    assert.deepEqual(await new Machine(config(engine)).run(), { kind: "poweroff" });
+  });
+
+  it("names the CPU that triple-faulted with SMP", async () => {
+    const engine = scriptedEngine(
+      [() => ({ kind: "budget" })],
+      [() => ({ kind: "triple-fault", chain: "#DF" })],
+    );
+    const result = await new Machine(config(engine, { smp: 2, noReboot: true })).run();
+    assert.equal(result.kind, "shutdown");
+    assert.equal(result.kind === "shutdown" && result.chain, "CPU 1: #DF");
+  });
+
+  it("delivers the UART's interrupt through the I/O APIC to the local APIC", () => {
+    const machine = new Machine(config(scriptedEngine([() => ({ kind: "budget" })])));
+    const io = machine.platform.ioapic;
+    io.write(0, 4, 0x10 + 2 * 4); // IRQ4's redirection entry: vector 0x34, fixed, APIC 0
+    io.write(0x10, 4, 0x34);
+    machine.io.write(0x3f9, 1, 0x01); // COM1 IER: received data available
+    machine.receiveSerial([0x41]);
+    const lapic = machine.platform.lapics[0];
+    lapic.writeMmio(0xf0, 4, 0x1ff);
+    assert.equal(lapic.hasInterrupt(), true);
+    assert.equal(lapic.acknowledge(), 0x34);
   });
 });

@@ -5,6 +5,7 @@ import {
   INFO_ADDR,
   loadMultiboot,
   type MultibootOptions,
+  ENTRY_STACK,
 } from "../src/boot/multiboot.js";
 import { UserError } from "../src/errors.js";
 import { PhysicalMemory } from "../src/machine/memory.js";
@@ -75,7 +76,12 @@ describe("multiboot loading", () => {
     const mem = new PhysicalMemory(RAM);
     mem.ram.fill(0xaa, 0x102000, 0x103000); // stale bytes where the bss goes
     const entry = loadMultiboot(mem, kernel, NO_OPTS);
-    assert.deepEqual(entry, { eip: 0x100010, eax: BOOTLOADER_MAGIC, ebx: INFO_ADDR });
+    assert.deepEqual(entry, {
+      eip: 0x100010,
+      eax: BOOTLOADER_MAGIC,
+      ebx: INFO_ADDR,
+      esp: ENTRY_STACK, // QEMU's entry stack (design.md, decision 6)
+    });
     assert.deepEqual(bytesAt(mem, 0x100000, 100), text);
     assert.deepEqual(bytesAt(mem, 0x102000, 50), data);
     assert.ok(
@@ -156,8 +162,9 @@ describe("multiboot loading", () => {
       ],
     });
     const info = INFO_ADDR;
-    // flags: mem (0), cmdline (2), mods (3), mmap (6), boot_loader_name (9).
-    assert.equal(u32(mem, info), 0x24d);
+    // flags: mem (0), boot_device (1), cmdline (2), mods (3), mmap (6), boot_loader_name (9).
+    assert.equal(u32(mem, info), 0x24f);
+    assert.equal(u32(mem, info + 12), 0x8000ffff, "boot_device: first hard disk, as QEMU");
     assert.equal(u32(mem, info + 4), 639, "mem_lower");
     assert.equal(u32(mem, info + 8), (RAM - MIB) / 1024, "mem_upper");
     assert.equal(cString(mem, u32(mem, info + 16)), "kernel.elf shv_opt=0xdfd");

@@ -3,6 +3,7 @@
 #include "kernel.h"
 
 u32 lapic_base = 0xFEE00000u;
+u32 pit_polls;
 /* The stack the next AP starts on (ap_boot.S reads it). */
 void *volatile ap_boot_stack;
 
@@ -115,7 +116,10 @@ void pit_delay_us(u32 us) {
     u32 step = us > PIT_MAX_US ? PIT_MAX_US : us;
     us -= step;
     pit_start((u32)((u64)PIT_HZ * step / 1000000u));
-    while (!(inb(PORT_B) & PORT_B_OUT2)) cpu_relax();
+    while (!(inb(PORT_B) & PORT_B_OUT2)) {
+      pit_polls++;
+      cpu_relax();
+    }
   }
 }
 

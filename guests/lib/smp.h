@@ -70,6 +70,8 @@ void lapic_send_ipi(u32 apic_id, u32 icr_lo);
 
 /* Busy-waits `us` microseconds on PIT channel 2 (port 0x61 gate and output). */
 void pit_delay_us(u32 us);
+/* How many times pit_delay_us has read port 0x61 so far: timing-dependent on hardware. */
+extern u32 pit_polls;
 /* PIT channel 2 as a stopwatch: starts a 50 ms count-down; pit_elapsed_us() reads it. */
 void pit_stopwatch_start(void);
 u32 pit_elapsed_us(void);

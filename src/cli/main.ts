@@ -8,13 +8,16 @@ import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { Machine, type RunResult } from "../machine/machine.js";
 import { attachConsole } from "./console.js";
+import { VgaDisplay } from "./vga-display.js";
 import { Outputs, readInputFile } from "./host-io.js";
 import {
   parseCpuCount,
   parseEngine,
   parseInitrd,
   parseMemoryMiB,
+  parseMips,
   parseOutputSpec,
+  parseScreen,
   parseTimeoutSeconds,
   rewriteQemuSpellings,
 } from "./options.js";
@@ -37,6 +40,11 @@ interface RunOptions {
   debugcon: string;
   reboot: boolean;
   timeout?: string;
+  mips?: string;
+  realtime?: boolean;
+  vga?: string | boolean;
+  vgaType?: string;
+  display?: string;
 }
 
 /** Runs the command line `argv` (without node and the script) and returns the exit status. */
@@ -70,12 +78,20 @@ async function parseAndRun(argv: string[]): Promise<number> {
     .option("--append <cmdline>", "kernel command line", "")
     .option("--initrd <modules>", "modules: 'file args' entries separated by ',' (',,' = ',')")
     .option("-m, --memory <MiB>", "guest RAM in MiB (M or G suffix accepted)", "512")
-    .option("--smp <cpus>", "number of vCPUs", "1")
-    .option("--engine <name>", "CPU engine: soft", "soft")
+    .option("--smp <cpus>", "number of vCPUs, 1 to 64 (QEMU's cpus=N accepted)", "1")
+    .option("--engine <name>", "CPU engine: soft or kvm (-enable-kvm, -accel kvm)", "soft")
     .option("--serial <dev>", "COM1 console: stdio, file:PATH or none", "stdio")
     .option("--debugcon <dev>", "port 0xE9 console: stdio, file:PATH or none", "none")
     .option("--no-reboot", "stop on a triple fault instead of resetting (exit status 3)")
     .option("--timeout <seconds>", "stop after this many seconds (exit status 124)")
+    .option("--mips <speed>", "virtual CPU speed: million instructions per second (default 100)")
+    .option("--realtime", "pace virtual time to the wall clock (the RTC starts at the host's time)")
+    .option("--vga [file]", "show the VGA text screen: on the terminal, or rewritten into FILE")
+    .option("--display <type>", "QEMU's -display: none (the default) or curses (as --vga)")
+    .option(
+      "--vga-type <type>",
+      "QEMU's -vga: std, cirrus, vmware, qxl or virtio (text mode), none",
+    )
     .action(async (opts: RunOptions) => {
       status = await runCommand(opts);
     });
@@ -98,13 +114,26 @@ async function runCommand(opts: RunOptions): Promise<number> {
   const timeoutSeconds = opts.timeout === undefined ? null : parseTimeoutSeconds(opts.timeout);
   const serialSpec = parseOutputSpec("--serial", opts.serial);
   const debugconSpec = parseOutputSpec("--debugcon", opts.debugcon);
+  const mips = opts.mips === undefined ? undefined : parseMips(opts.mips);
+  const { vga, screen } = parseScreen(opts);
+  if (
+    screen.kind === "terminal" &&
+    (serialSpec.kind === "stdio" || debugconSpec.kind === "stdio")
+  ) {
+    throw new UserError(
+      "--vga on the terminal needs --serial and --debugcon off stdio (file:PATH or none)",
+    );
+  }
   const kernel = readInputFile("kernel file", opts.kernel);
+  const note = engine.kernelNote?.(kernel);
+  if (note) printError(`note: ${note}`);
   const modules = (opts.initrd === undefined ? [] : parseInitrd(opts.initrd)).map((m) => ({
     data: readInputFile("module file", m.path),
     cmdline: m.cmdline,
   }));
 
   const outputs = new Outputs();
+  let display: VgaDisplay | null = null;
   try {
     const machine = new Machine({
       memoryMiB,
@@ -118,11 +147,20 @@ async function runCommand(opts: RunOptions): Promise<number> {
       noReboot: !opts.reboot,
       timeoutSeconds,
       engine,
+      mips,
+      realtime: opts.realtime === true,
+      vga,
     });
     // Like a process killed by SIGPIPE: when the output's reader is gone, stop.
     outputs.onStdoutClosed = () => machine.quit();
+    const vgaScreen = machine.platform.vga;
+    display =
+      screen.kind === "none" || vgaScreen === null ? null : new VgaDisplay(vgaScreen, screen);
+    if (display) display.onClosed = () => machine.quit();
+    display?.start();
     return report(await runWithConsole(machine, serialSpec.kind === "stdio"));
   } finally {
+    display?.stop();
     outputs.close();
   }
 }
@@ -161,6 +199,10 @@ function report(result: RunResult): number {
       printError(`triple fault, guest shut down (--no-reboot): ${result.chain}`);
       if (result.registers !== "") process.stderr.write(result.registers.replace(/\n?$/, "\n"));
       return EXIT_TRIPLE_FAULT;
+    case "reset":
+      printError(`the guest reset the machine (${result.cause}); stopped (--no-reboot)`);
+      return 0;
+    case "poweroff":
     case "quit":
       return 0;
   }

@@ -1,18 +1,20 @@
 /**
- * The virtual PC: RAM, the port-I/O bus with its devices, a multiboot kernel, and the run
- * loop. The loop runs the vCPU in slices and yields to the event loop between them, so
- * host input and timers keep working; what happens after each slice is decided by
- * handleExit, a plain function of the exit (design.md, decision 1).
+ * The virtual PC: RAM, the buses with the PC platform's devices (platform.ts), the vCPUs,
+ * a multiboot kernel, and the run: the scheduler (scheduler.ts) runs the vCPUs in slices
+ * on the virtual clock (clock.ts) and asks handleExit, a plain function of each exit, what
+ * follows it (design.md, decision 1).
  */
 import { loadMultiboot, type MultibootModule } from "../boot/multiboot.js";
-import { DebugCon, DEBUGCON_PORT } from "../devices/debugcon.js";
-import { DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT, IsaDebugExit } from "../devices/isa-debug-exit.js";
-import { PostCode, POST_CODE_PORT } from "../devices/post-code.js";
-import { UART_PORT_COUNT, Uart16550 } from "../devices/uart16550.js";
 import type { Engine, Vcpu, VcpuExit } from "../engine/engine.js";
 import { UserError } from "../errors.js";
 import { Bus } from "./bus.js";
+import { VirtualClock } from "./clock.js";
 import { PhysicalMemory } from "./memory.js";
+import { PcPlatform } from "./platform.js";
+import { Scheduler, type ExitAction, type RunResult } from "./scheduler.js";
+
+export type { ExitAction, RunResult } from "./scheduler.js";
+export { COM_PORTS } from "./platform.js";
 
 const MIB = 1024 * 1024;
 /** RAM limits: the info structure needs low memory and the kernel loads from 1 MiB up. */
@@ -21,14 +23,15 @@ export const MIN_MEMORY_MIB = 2;
 export const MAX_MEMORY_MIB = 3072;
 /** setTimeout's longest delay is 2^31 - 1 ms. */
 export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-/** Instructions per run slice: long enough to be cheap, short enough to stay responsive. */
-export const SLICE_INSTRUCTIONS = 200_000;
-/** Virtual time advances 1 ns per retired instruction: a 1 GHz, one-per-cycle CPU. */
-const NS_PER_INSTRUCTION = 1;
-/** COM1-COM4 at their standard ISA addresses (IBM PC AT Technical Reference). */
-export const COM_PORTS = [0x3f8, 0x2f8, 0x3e8, 0x2e8] as const;
+/** vCPUs: the xAPIC's 8-bit IDs would allow 255; the MADT and the tests cover 64. */
+export const MAX_CPUS = 64;
+/** The virtual CPU speed by default: 100 million instructions per virtual second. */
+export const DEFAULT_MIPS = 100;
+export const MAX_MIPS = 100_000;
+/** The RTC's start time when time is not paced to the wall clock: runs are reproducible. */
+export const DEFAULT_RTC_START = new Date("2000-01-01T00:00:00Z");
 
-/** Where a device's output bytes go; flushed after every slice and at the end of the run. */
+/** Where a device's output bytes go; flushed after every round and at the end of the run. */
 export interface OutputSink {
   write(byte: number): void;
   flush(): void;
@@ -45,73 +48,88 @@ export interface MachineConfig {
   serial: OutputSink | null;
   /** The 0xE9 debug console's output; null when it goes nowhere. */
   debugcon: OutputSink | null;
-  /** On a triple fault, stop instead of resetting the machine. */
+  /** On a triple fault or a guest reset, stop instead of resetting the machine. */
   noReboot: boolean;
   /** Wall-clock limit for the run, or null for none. */
   timeoutSeconds: number | null;
   engine: Engine;
+  /** Virtual instructions per virtual microsecond, per vCPU (default DEFAULT_MIPS). */
+  mips?: number;
+  /** Pace virtual time to the wall clock (and start the RTC at the host's time). */
+  realtime?: boolean;
+  /** A VGA in text mode (default true). */
+  vga?: boolean;
+  /** The RTC's time at power-on (default: DEFAULT_RTC_START, or now with realtime). */
+  rtcStart?: Date;
 }
-
-/** How a run ended. */
-export type RunResult =
-  /** The guest wrote to isa-debug-exit; status is (value << 1) | 1. */
-  | { kind: "exit"; status: number }
-  | { kind: "timeout"; seconds: number }
-  /** A triple fault with noReboot: the fault chain and the registers at the fault. */
-  | { kind: "shutdown"; chain: string; registers: string }
-  /** The user asked to quit (e.g. Ctrl-A x on the console). */
-  | { kind: "quit" };
-
-/** What the run loop does after a vCPU exit. */
-export type ExitAction =
-  | { kind: "continue" }
-  /** The vCPU is halted: wait without spinning until something ends the run. */
-  | { kind: "sleep" }
-  | { kind: "end"; result: RunResult };
 
 export class Machine {
   readonly mem: PhysicalMemory;
   readonly io = new Bus("io");
-  /** COM1-COM4. */
-  readonly serialPorts: Uart16550[];
-  readonly vcpu: Vcpu;
+  readonly clock = new VirtualClock();
+  readonly platform: PcPlatform;
+  readonly vcpus: Vcpu[];
+  private readonly scheduler: Scheduler;
   private stopResult: RunResult | null = null;
-  private wake: (() => void) | null = null;
+  /** A reset the guest asked for, carried out at the end of the running slice. */
+  private resetCause: string | null = null;
 
   /** Builds the machine and loads the kernel; throws UserError for an unusable config. */
   constructor(private readonly config: MachineConfig) {
-    if (config.smp !== 1) {
-      throw new UserError(`SMP is not supported yet (${config.smp} CPUs asked for); use 1 CPU`);
+    if (!Number.isInteger(config.smp) || config.smp < 1 || config.smp > MAX_CPUS) {
+      throw new UserError(`CPU count ${config.smp} is out of range (1 to ${MAX_CPUS})`);
     }
     if (config.timeoutSeconds !== null && !(config.timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
       throw new UserError(`timeout ${config.timeoutSeconds} s is above ${MAX_TIMEOUT_SECONDS} s`);
     }
-    this.mem = allocateMemory(config.memoryMiB);
+    const mips = config.mips ?? DEFAULT_MIPS;
+    if (!(mips > 0 && mips <= MAX_MIPS)) {
+      throw new UserError(`CPU speed ${mips} MIPS is out of range (above 0, up to ${MAX_MIPS})`);
+    }
+    this.mem = allocateMemory(config.memoryMiB, config.engine);
+    // An engine whose vCPUs run in real time (kvm) paces the clock to the wall clock.
+    const realtime = config.realtime === true || config.engine.realTime === true;
 
-    const now = () => this.vcpu.instructionsRetired * NS_PER_INSTRUCTION;
     const { serial, debugcon } = config;
-    // COM1 is the console; COM2-COM4 exist but their lines lead nowhere.
-    this.serialPorts = COM_PORTS.map((port, i) => {
-      const uart = new Uart16550({
-        name: `uart16550@0x${port.toString(16)}`,
-        now,
-        transmit: i === 0 && serial ? (b) => serial.write(b) : undefined,
-      });
-      this.io.register(port, UART_PORT_COUNT, uart);
-      return uart;
+    this.platform = new PcPlatform(this.mem, this.io, this.clock, {
+      cpus: config.smp,
+      ramBytes: this.mem.ramSize,
+      vga: config.vga ?? true,
+      rtcStart: config.rtcStart ?? (realtime ? new Date() : DEFAULT_RTC_START),
+      serial: serial ? (b) => serial.write(b) : null,
+      debugcon: debugcon ? (b) => debugcon.write(b) : null,
+      onDebugExit: (status) => this.stop({ kind: "exit", status }),
+      onReset: (cause) => {
+        this.resetCause ??= cause;
+        this.scheduler.interrupt();
+      },
+      onPowerOff: () => this.stop({ kind: "poweroff" }),
     });
-    this.io.register(DEBUGCON_PORT, 1, new DebugCon(debugcon ? (b) => debugcon.write(b) : null));
-    this.io.register(
-      DEBUG_EXIT_PORT,
-      DEBUG_EXIT_PORT_COUNT,
-      new IsaDebugExit((status) => {
-        this.stop({ kind: "exit", status });
-        this.vcpu.requestStop();
-      }),
-    );
-    this.io.register(POST_CODE_PORT, 1, new PostCode());
-
-    this.vcpu = config.engine.createVcpu({ mem: this.mem, io: this.io }, 0);
+    this.vcpus = this.platform.lapics.map((apic, id) => {
+      const vcpu = config.engine.createVcpu(
+        {
+          mem: this.mem,
+          io: this.io,
+          apic,
+          tsc: () => this.clock.tsc(),
+          select: () => (this.platform.current = id),
+        },
+        id,
+      );
+      apic.connect(vcpu);
+      vcpu.attachInterrupts(apic);
+      return vcpu;
+    });
+    this.scheduler = new Scheduler({
+      vcpus: this.vcpus,
+      clock: this.clock,
+      nsPerInstruction: 1000 / mips,
+      realtime,
+      select: (index) => (this.platform.current = index),
+      handleExit: (exit, index) => this.handleExit(exit, index),
+      afterRound: () => this.afterRound(),
+      stopResult: () => this.stopResult,
+    });
     this.boot();
   }
 
@@ -123,37 +141,40 @@ export class Machine {
         ? null
         : setTimeout(() => this.stop({ kind: "timeout", seconds }), seconds * 1000);
     try {
-      while (this.stopResult === null) {
-        const action = this.handleExit(await this.vcpu.run(SLICE_INSTRUCTIONS));
-        this.afterSlice();
-        if (action.kind === "end") return action.result;
-        if (action.kind === "sleep") await this.sleep();
-        else await new Promise((resolve) => setImmediate(resolve));
-      }
-      return this.stopResult;
+      return await this.scheduler.run();
     } finally {
       if (timer !== null) clearTimeout(timer);
-      this.afterSlice();
+      this.afterRound();
     }
   }
 
-  /** Decides what follows a vCPU exit; resets the machine on a triple fault. */
-  handleExit(exit: VcpuExit): ExitAction {
+  /**
+   * Decides what follows an exit of vCPU `index`: a guest reset request is carried out (or
+   * ends the run with noReboot), a triple fault resets the machine (or ends the run), HLT
+   * idles the vCPU.
+   */
+  handleExit(exit: VcpuExit, index = 0): ExitAction {
     if (this.stopResult !== null) return { kind: "end", result: this.stopResult };
+    if (this.resetCause !== null) {
+      const cause = this.resetCause;
+      this.resetCause = null;
+      if (this.config.noReboot) return { kind: "end", result: { kind: "reset", cause } };
+      this.reset();
+      return { kind: "continue" };
+    }
     switch (exit.kind) {
       case "budget":
       case "stopped": // stopped with no stop request pending: nothing to end, carry on
         return { kind: "continue" };
       case "halt":
-        // Nothing can wake a halted vCPU yet: there is no interrupt controller to deliver
-        // the UART's interrupt, so interrupts enabled or not, it sleeps until the run ends.
-        return { kind: "sleep" };
+        return { kind: "idle" };
       case "triple-fault":
         // A triple fault shuts the processor down; the PC's chipset turns that into a
         // reset (SDM Vol. 3A, 6.15 "Interrupt 8"), and QEMU reloads a -kernel on reset.
         if (this.config.noReboot) {
-          const registers = this.vcpu.describeState();
-          return { kind: "end", result: { kind: "shutdown", chain: exit.chain, registers } };
+          const registers = this.vcpus[index].describeState();
+          const chain = this.vcpus.length > 1 ? `CPU ${index}: ${exit.chain}` : exit.chain;
+          return { kind: "end", result: { kind: "shutdown", chain, registers } };
         }
         this.reset();
         return { kind: "continue" };
@@ -162,7 +183,8 @@ export class Machine {
 
   /** Bytes typed on the console, for COM1. */
   receiveSerial(bytes: Iterable<number>): void {
-    this.serialPorts[0].receive(bytes);
+    this.platform.serialPorts[0].receive(bytes);
+    this.scheduler.interrupt(); // an idle machine may have an interrupt to take now
   }
 
   /** Ends the run at the next slice boundary (the user quit). */
@@ -170,53 +192,41 @@ export class Machine {
     this.stop({ kind: "quit" });
   }
 
-  /** Records why the run ends (the first reason wins) and wakes a sleeping run loop. */
+  /** Records why the run ends (the first reason wins) and stops the running vCPU. */
   private stop(result: RunResult): void {
     this.stopResult ??= result;
-    this.wake?.();
+    this.scheduler.interrupt();
   }
 
-  /** Platform reset: devices to their reset state, the kernel reloaded, the vCPU restarted. */
+  /** Platform reset: devices to their reset state, the kernel reloaded, the vCPUs restarted. */
   private reset(): void {
-    for (const uart of this.serialPorts) uart.reset();
     this.boot();
   }
 
   private boot(): void {
     const { kernel, cmdline, modules } = this.config;
+    this.platform.reset();
     const entry = loadMultiboot(this.mem, kernel, { cmdline, modules });
-    this.vcpu.reset();
-    this.vcpu.setMultibootEntry(entry);
+    // The BSP enters the kernel; the APs wait for INIT and startup IPIs (SDM Vol. 3A, 9.4).
+    for (const vcpu of this.vcpus) vcpu.reset();
+    this.vcpus[0].setMultibootEntry(entry);
   }
 
-  private afterSlice(): void {
-    for (const uart of this.serialPorts) uart.poll();
+  private afterRound(): void {
+    for (const uart of this.platform.serialPorts) uart.poll();
     this.config.serial?.flush();
     this.config.debugcon?.flush();
   }
-
-  private sleep(): Promise<void> {
-    return new Promise((resolve) => {
-      // A pending promise does not keep Node running, but a halted PC stays on: this
-      // timer holds the process until stop() wakes us.
-      const keepAlive = setInterval(() => {}, 2 ** 31 - 1);
-      this.wake = () => {
-        clearInterval(keepAlive);
-        this.wake = null;
-        resolve();
-      };
-    });
-  }
 }
 
-function allocateMemory(mib: number): PhysicalMemory {
+function allocateMemory(mib: number, engine: Engine): PhysicalMemory {
   if (!Number.isInteger(mib) || mib < MIN_MEMORY_MIB || mib > MAX_MEMORY_MIB) {
     throw new UserError(
       `memory size ${mib} MiB is out of range (${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB} MiB)`,
     );
   }
   try {
-    return new PhysicalMemory(mib * MIB);
+    return new PhysicalMemory(mib * MIB, engine.allocateRam?.(mib * MIB));
   } catch (e) {
     // The host could not allocate the buffer.
     if (e instanceof RangeError) throw new UserError(`cannot allocate ${mib} MiB of guest RAM`);

@@ -32,12 +32,22 @@ export class PhysicalMemory {
   readonly watched: Uint8Array;
   onWatchedWrite: ((page: number) => void) | null = null;
 
-  constructor(readonly ramSize: number) {
+  /**
+   * `ram`, when given, is the RAM buffer to use (ramSize bytes): an engine's memory that the
+   * device model shares without copies, such as the kvm engine's mapping of guest RAM.
+   */
+  constructor(
+    readonly ramSize: number,
+    ram?: Uint8Array,
+  ) {
     if (ramSize % PAGE_SIZE !== 0 || ramSize <= 0 || ramSize > MAX_RAM_BYTES) {
       throw new RangeError(`RAM size ${ramSize} is not a page multiple up to ${MAX_RAM_BYTES}`);
     }
-    this.ram = new Uint8Array(ramSize);
-    this.view = new DataView(this.ram.buffer);
+    if (ram !== undefined && ram.length !== ramSize) {
+      throw new RangeError(`RAM buffer of ${ram.length} bytes for ${ramSize} bytes of RAM`);
+    }
+    this.ram = ram ?? new Uint8Array(ramSize);
+    this.view = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
     this.watched = new Uint8Array(ramSize >>> PAGE_SHIFT);
     this.pageKind.fill(PageKind.Ram, 0, ramSize >>> PAGE_SHIFT);
   }

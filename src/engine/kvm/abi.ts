@@ -212,6 +212,15 @@ export const kvm_userspace_memory_region = struct("kvm_userspace_memory_region",
   userspace_addr: 24,
 });
 
+/** A linear-to-physical translation through the guest's page tables (KVM_TRANSLATE). */
+export const kvm_translation = struct("kvm_translation", 24, {
+  linear_address: 0,
+  physical_address: 8,
+  valid: 16,
+  writeable: 17,
+  usermode: 18,
+});
+
 export const kvm_interrupt = struct("kvm_interrupt", 4, { irq: 0 });
 
 /** The signal mask in effect during KVM_RUN; `len` bytes of kernel sigset follow. */
@@ -251,6 +260,7 @@ export const ALL_STRUCTS: readonly StructLayout[] = [
   kvm_fpu,
   kvm_xcrs,
   kvm_userspace_memory_region,
+  kvm_translation,
   kvm_interrupt,
   kvm_signal_mask,
   kvm_guest_debug,
@@ -300,6 +310,7 @@ export const KVM = {
   SET_REGS: iow(0x82, kvm_regs),
   GET_SREGS: ior(0x83, kvm_sregs),
   SET_SREGS: iow(0x84, kvm_sregs),
+  TRANSLATE: iowr(0x85, kvm_translation),
   INTERRUPT: iow(0x86, kvm_interrupt),
   GET_MSRS: iowr(0x88, kvm_msrs),
   SET_MSRS: iow(0x89, kvm_msrs),
@@ -315,6 +326,7 @@ export const KVM = {
   SET_VCPU_EVENTS: iow(0xa0, kvm_vcpu_events),
   GET_DEBUGREGS: ior(0xa1, kvm_debugregs),
   SET_DEBUGREGS: iow(0xa2, kvm_debugregs),
+  GET_TSC_KHZ: io(0xa3),
   GET_XCRS: ior(0xa6, kvm_xcrs),
   SET_XCRS: iow(0xa7, kvm_xcrs),
   GET_SREGS2: ior(0xcc, kvm_sregs2),
