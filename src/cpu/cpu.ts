@@ -76,6 +76,7 @@ import { deliverEvent, deliverException, EventType, TripleFault } from "./interr
 import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
+import { VmxState } from "./vmx/state.js";
 
 export class Cpu implements Vcpu {
   // ---- architectural state ----
@@ -134,6 +135,8 @@ export class Cpu implements Vcpu {
 
   /** Breakpoints armed in DR7 (debug.ts), and data/I/O breakpoint hits awaiting their trap. */
   readonly debug = new DebugState();
+  /** VMX operation: root/non-root, VMXON pointer, current and active VMCSs (vmx/state.ts). */
+  readonly vmx = new VmxState();
 
   // ---- implementation state ----
   instructionsRetired = 0;
@@ -208,6 +211,7 @@ export class Cpu implements Vcpu {
     this.dr[7] = DR7_FIXED1;
     this.cpl = 0;
     this.msr.reset();
+    this.vmx.reset();
     // After RESET the bootstrap processor runs; the others wait for INIT-SIPI-SIPI
     // (SDM Vol. 3A, 10.4.1: the BIOS parks them, here they start parked).
     this.activity = this.id === 0 ? ActivityState.Active : ActivityState.WaitForSipi;
