@@ -1,5 +1,5 @@
 /**
- * The EPT walker on its own (src/cpu/vmx/ept.ts; SDM Vol. 3C, 28.2): EPTP validation,
+ * The EPT walker on its own (src/cpu/vmx/ept.ts; SDM Vol. 3C, 29.3): EPTP validation,
  * 4-level walks with 4 KiB, 2 MiB and 1 GiB leaves, permissions and execute-only pages,
  * misconfigurations, violations with their qualification bits, and the accessed and dirty
  * flags of EPTP bit 6. The EPT paging structures are built by hand in physical memory.
@@ -90,7 +90,7 @@ function ept(): Ept {
   };
 }
 
-describe("EPTP validation (SDM Vol. 3C, 26.2.1.1)", () => {
+describe("EPTP validation (SDM Vol. 3C, 27.2.1.1)", () => {
   it("accepts WB and UC with a 4-level walk, and bit 6 with EPT A/D support", () => {
     assert.equal(eptpProblem(0x12345000 | 0x1e, 0), null);
     assert.equal(eptpProblem(0x12345000 | 0x18, 0), null);
@@ -116,7 +116,7 @@ describe("EPTP validation (SDM Vol. 3C, 26.2.1.1)", () => {
   });
 });
 
-describe("EPT walks (SDM Vol. 3C, 28.2.2)", () => {
+describe("EPT walks (SDM Vol. 3C, 29.3.2)", () => {
   it("translates through four levels to a 4 KiB page, keeping the page offset", () => {
     const e = ept();
     e.map4k(0x12345000, 0x2a7000);
@@ -157,7 +157,7 @@ describe("EPT walks (SDM Vol. 3C, 28.2.2)", () => {
   });
 });
 
-describe("EPT violations (SDM Vol. 3C, 28.2.3.2 and Table 27-7)", () => {
+describe("EPT violations (SDM Vol. 3C, 29.3.3.2 and Table 28-7)", () => {
   it("a not-present entry: the access bits, no permission bits, and where the walk stopped", () => {
     const e = ept();
     e.map4k(0x200000, 0x9000);
@@ -196,7 +196,7 @@ describe("EPT violations (SDM Vol. 3C, 28.2.3.2 and Table 27-7)", () => {
   });
 });
 
-describe("EPT misconfigurations (SDM Vol. 3C, 28.2.3.1)", () => {
+describe("EPT misconfigurations (SDM Vol. 3C, 29.3.3.1)", () => {
   const cases: [string, (e: Ept) => void][] = [
     ["write-only leaf (010b)", (e) => e.map4k(0x7000, 0x8000, EPT_W | WB)],
     ["write+execute leaf (110b)", (e) => e.map4k(0x7000, 0x8000, EPT_W | EPT_X | WB)],
@@ -270,7 +270,7 @@ describe("EPT misconfigurations (SDM Vol. 3C, 28.2.3.1)", () => {
   });
 });
 
-describe("EPT accessed and dirty flags (SDM Vol. 3C, 28.2.4)", () => {
+describe("EPT accessed and dirty flags (SDM Vol. 3C, 29.3.4)", () => {
   it("with EPTP bit 6: a read sets A in every entry used; a write sets D in the leaf", () => {
     const e = ept();
     const pte = e.map4k(0x7000, 0x8000);

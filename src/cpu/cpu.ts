@@ -61,8 +61,6 @@ import {
   linearPage,
   translate,
   TLB_SIZE,
-  P_G,
-  P_LARGE,
   P_NEVER,
   P_RAM,
   P_RS,
@@ -77,6 +75,8 @@ import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
 import { VmxState } from "./vmx/state.js";
+import { TlbSet, type TlbBank } from "./vmx/tlb.js";
+import type { EptContext } from "./vmx/ept.js";
 
 export class Cpu implements Vcpu {
   // ---- architectural state ----
@@ -155,13 +155,20 @@ export class Cpu implements Vcpu {
   /** Decoded instructions by physical address, shared by the machine's vCPUs. */
   readonly code: CodeCache;
 
+  /** TLB banks tagged by VPID and EPT root (vmx/tlb.ts); the arrays below are the current one. */
+  readonly tlbs = new TlbSet();
   /**
    * Software TLB: linear page number tag, physical page base, permission bits (mmu.ts).
    * Tags are doubles: IA-32e linear pages need 36 bits (see linearPage).
    */
-  readonly tlbTag = new Float64Array(TLB_SIZE).fill(-1);
-  readonly tlbPhys = new Float64Array(TLB_SIZE);
-  readonly tlbPerm = new Int32Array(TLB_SIZE);
+  tlbTag = this.tlbs.current.tag;
+  tlbPhys = this.tlbs.current.phys;
+  tlbPerm = this.tlbs.current.perm;
+  /**
+   * The EPT that translates guest-physical addresses: set in VMX non-root operation with
+   * "enable EPT", else null (vmx/ept-mmu.ts; mmu.ts asks only on TLB misses).
+   */
+  ept: EptContext | null = null;
   /** TLB permission bit each kind of access needs at the current CPL (P_NEVER forces checks). */
   needRead = P_RS;
   needWrite = P_WS;
@@ -219,7 +226,8 @@ export class Cpu implements Vcpu {
     this.nmiBlocked = false;
     this.nmiPending = this.initPending = false;
     this.sipiVector = -1;
-    this.flushTlb(true);
+    this.ept = null;
+    this.useTlb(this.tlbs.reset());
   }
 
   /** Multiboot entry (Multiboot Specification 0.6.96, 3.2): flat 32-bit, paging off. */
@@ -414,12 +422,9 @@ export class Cpu implements Vcpu {
     return i;
   }
 
-  /** A page now holds cached code: its writes must take the checked path. */
+  /** A page now holds cached code: its writes must take the checked path, in every TLB bank. */
   private dropWritePermission(page: number): void {
-    const base = page * 4096;
-    for (let k = 0; k < TLB_SIZE; k++) {
-      if (this.tlbPhys[k] === base) this.tlbPerm[k] &= ~(P_WS | P_WU);
-    }
+    for (const b of this.tlbs.all()) b.dropPermission(page * 4096, P_WS | P_WU | P_WS_AC);
   }
 
   /** TF was set when the instruction began: a #DB trap follows it (SDM Vol. 3B, 18.3.1.4). */
@@ -474,23 +479,23 @@ export class Cpu implements Vcpu {
 
   /** Empties the TLB; global entries survive unless `global` (SDM Vol. 3A, 4.10.4). */
   flushTlb(global: boolean): void {
-    if (global) this.tlbTag.fill(-1);
-    else {
-      for (let i = 0; i < TLB_SIZE; i++) if ((this.tlbPerm[i] & P_G) === 0) this.tlbTag[i] = -1;
-    }
+    this.tlbs.current.flush(global);
     this.fetchPage = -1;
   }
 
   /** INVLPG: drops the translation of one linear page. */
   flushTlbPage(lin: number): void {
-    const page = linearPage(lin);
-    const i = page & (TLB_SIZE - 1);
-    if (this.tlbTag[i] === page) this.tlbTag[i] = -1;
+    this.tlbs.current.flushPage(lin);
     this.fetchPage = -1;
-    // Large pages are cached as 4 KiB pieces, up to 2^18 of them for a 1 GiB page: drop
-    // every large-page piece rather than work out which belong to this page (INVLPG may
-    // invalidate more than it must, SDM Vol. 3A, 4.10.4.1).
-    for (let k = 0; k < TLB_SIZE; k++) if (this.tlbPerm[k] & P_LARGE) this.tlbTag[k] = -1;
+  }
+
+  /** Makes `bank` the TLB in use (VM entries and exits, INVEPT and INVVPID: vmx/tlb.ts). */
+  useTlb(bank: TlbBank): void {
+    this.tlbs.current = bank;
+    this.tlbTag = bank.tag;
+    this.tlbPhys = bank.phys;
+    this.tlbPerm = bank.perm;
+    this.fetchPage = -1;
   }
 
   // ---------------------------------------------------------------- memory: linear

@@ -1,10 +1,10 @@
 /**
- * The EPT walker (SDM Vol. 3C, 28.2: extended page tables): guest-physical to host-physical
+ * The EPT walker (SDM Vol. 3C, 29.3: extended page tables): guest-physical to host-physical
  * translation over 4-level EPT paging structures with 2 MiB and 1 GiB leaves, read / write
- * / execute permissions (execute-only included), EPT misconfigurations (28.2.3.1) and
- * violations (28.2.3.2) with the exit-qualification bits they report (Table 27-7), and
- * the accessed and dirty flags of EPTP bit 6 (28.2.4). Also the EPTP check used at VM
- * entry (26.2.1.1) and the facts IA32_VMX_EPT_VPID_CAP reports (Appendix A.10).
+ * / execute permissions (execute-only included), EPT misconfigurations (29.3.3.1) and
+ * violations (29.3.3.2) with the exit-qualification bits they report (Table 28-7), and
+ * the accessed and dirty flags of EPTP bit 6 (29.3.4). Also the EPTP check used at VM
+ * entry (27.2.1.1) and the facts IA32_VMX_EPT_VPID_CAP reports (Appendix A.10).
  *
  * This module knows nothing of the CPU: it reads and writes physical memory through
  * `PhysicalAccess`, so it is tested on its own. ept-mmu.ts joins it to the MMU.
@@ -58,12 +58,12 @@ export const EPT_VPID_CAP_HI =
   CAP_HI_INVVPID_ALL |
   CAP_HI_INVVPID_SINGLE_GLOBALS;
 
-/** INVEPT types (SDM Vol. 3C, 28.4.3.1 and the INVEPT reference in chapter 31). */
+/** INVEPT types (SDM Vol. 3C, 29.4.3 and the INVEPT reference in chapter 31). */
 export const enum InveptType {
   SingleContext = 1,
   AllContext = 2,
 }
-/** INVVPID types (SDM Vol. 3C, 28.4.3.1 and the INVVPID reference in chapter 31). */
+/** INVVPID types (SDM Vol. 3C, 29.4.3 and the INVVPID reference in chapter 31). */
 export const enum InvvpidType {
   IndividualAddress = 0,
   SingleContext = 1,
@@ -79,7 +79,7 @@ export function invvpidTypeSupported(type: number): boolean {
   return type >= 0 && type <= 3 && (EPT_VPID_CAP_HI & (1 << (8 + type))) !== 0;
 }
 
-// ---- the EPT pointer (SDM Vol. 3C, 24.6.11, Table 24-8) ----
+// ---- the EPT pointer (SDM Vol. 3C, 25.6.11) ----
 export const EPTP_MEMTYPE_MASK = 0x7; // bits 2:0: memory type of the EPT paging structures
 export const EPTP_PWL_MASK = 0x38; // bits 5:3: page-walk length minus 1
 export const EPTP_PWL4 = 3 << 3; // a 4-level walk
@@ -98,7 +98,7 @@ export const MEMTYPE_WB = 6;
 const RESERVED_MEMTYPES = (1 << 2) | (1 << 3) | (1 << 7);
 
 /**
- * Why an EPTP value may not be used for VM entry (SDM Vol. 3C, 26.2.1.1, "enable EPT"), or
+ * Why an EPTP value may not be used for VM entry (SDM Vol. 3C, 27.2.1.1, "enable EPT"), or
  * null when it is valid: the memory type must be one the capability MSR allows, the walk
  * length 4, bit 6 only with EPT A/D support, bits 11:7 and 63:MAXPHYADDR zero.
  */
@@ -122,7 +122,7 @@ export function eptRoot(lo: number, hi: number): number {
   return (hi & ~RSVD_HI) * 2 ** 32 + ((lo & 0xfffff000) >>> 0);
 }
 
-// ---- EPT paging-structure entries (SDM Vol. 3C, 28.2.2, Tables 28-1 to 28-6) ----
+// ---- EPT paging-structure entries (SDM Vol. 3C, 29.3.2, Tables 29-1 to 29-6) ----
 export const EPT_R = 1 << 0; // reads allowed
 export const EPT_W = 1 << 1; // writes allowed
 export const EPT_X = 1 << 2; // instruction fetches allowed
@@ -141,7 +141,7 @@ export const ACCESS_READ = EPT_R;
 export const ACCESS_WRITE = EPT_W;
 export const ACCESS_FETCH = EPT_X;
 
-// ---- exit qualification for EPT violations (SDM Vol. 3C, 27.2.1, Table 27-7) ----
+// ---- exit qualification for EPT violations (SDM Vol. 3C, 28.2.1, Table 28-7) ----
 export const QUAL_READ = 1 << 0; // the access was a data read
 export const QUAL_WRITE = 1 << 1; // the access was a data write
 export const QUAL_FETCH = 1 << 2; // the access was an instruction fetch
@@ -183,7 +183,7 @@ export class EptWalk {
 }
 
 /**
- * A present entry is misconfigured (SDM Vol. 3C, 28.2.3.1): write without read, reserved
+ * A present entry is misconfigured (SDM Vol. 3C, 29.3.3.1): write without read, reserved
  * bits, a reserved memory type in a leaf, or a page size this CPU does not offer. `depth`:
  * 0 = PML4E, 1 = PDPTE, 2 = PDE, 3 = PTE.
  */
@@ -261,7 +261,7 @@ export function eptWalk(
   out.hpa = hpa;
   out.dirty = true;
   if (ad) {
-    // Accessed flags in every entry used, the dirty flag in the leaf for writes (28.2.4).
+    // Accessed flags in every entry used, the dirty flag in the leaf for writes (29.3.4).
     const write = (access & ACCESS_WRITE) !== 0;
     for (let k = 0; k <= depth; k++) {
       const bits = k === depth && write ? EPT_A | EPT_D : EPT_A;
@@ -271,4 +271,24 @@ export function eptWalk(
     out.dirty = write || (lo & EPT_D) !== 0;
   }
   return out;
+}
+
+/** The EPT a guest runs on: its EPTP, and the walk result reused by every translation. */
+export class EptContext {
+  readonly walk = new EptWalk();
+  /**
+   * TLB permission bits the last final translation allows (eptFinal): the bits of the
+   * EPT permissions, without write until the EPT dirty flag is set (with EPTP bit 6), so
+   * that the first write walks again and sets it.
+   */
+  mask = 0;
+  /** Guest paging-structure accesses are writes for EPT (EPTP bit 6, SDM 29.3.3.2). */
+  readonly pagingAccess: number;
+
+  constructor(
+    readonly eptpLo: number,
+    readonly eptpHi: number,
+  ) {
+    this.pagingAccess = eptpLo & EPTP_AD ? ACCESS_WRITE : ACCESS_READ;
+  }
 }
