@@ -200,9 +200,9 @@ function misconfigured(lo: number, hi: number, depth: number, leaf: boolean): bo
 }
 
 /**
- * Translates guest-physical address `gpa` (a number below 2^48) through the EPT paging structures named by the
- * EPTP halves, for an access of kind `access` (ACCESS_* bits; a write may be combined with
- * a read). Fills `out`. With EPTP bit 6 the walk sets the accessed flag of every entry it
+ * Translates guest-physical address `gpa` (a number below 2^48) through the EPT paging
+ * structures named by the EPTP halves, for an access of kind `access` (ACCESS_* bits; a
+ * write may be combined with a read). Fills `out`. With EPTP bit 6 the walk sets the accessed flag of every entry it
  * uses and, for writes, the dirty flag of the leaf, once the access is allowed.
  */
 export function eptWalk(
