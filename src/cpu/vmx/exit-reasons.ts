@@ -57,6 +57,7 @@ export const enum ExitReason {
   Wbinvd = 54,
   Xsetbv = 55,
   ApicWrite = 56,
+  Invpcid = 58,
 }
 
 /** SDM names of the exit reasons, for traces. */
@@ -113,4 +114,5 @@ export const EXIT_REASON_NAMES: Record<number, string> = {
   54: "WBINVD",
   55: "XSETBV",
   56: "APIC_WRITE",
+  58: "INVPCID",
 };
