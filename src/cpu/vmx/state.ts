@@ -4,6 +4,7 @@
  * VMCSs it holds active. Every vCPU has its own (`cpu.vmx`); nothing here is shared.
  */
 import type { PhysicalMemory } from "../../machine/memory.js";
+import { EventState } from "./event-state.js";
 import { Vmcs } from "./vmcs.js";
 
 /** The current-VMCS pointer's invalid value FFFFFFFF_FFFFFFFFH, held as -1. */
@@ -25,6 +26,11 @@ export class VmxState {
    * it was not), VMCLEAR writes it back and makes it inactive (SDM 25.11.3).
    */
   readonly active = new Map<number, Vmcs>();
+  /** Where `--trace vmx` lines go (trace.ts), or null when VMX tracing is off. */
+  trace: ((line: string) => void) | null = null;
+
+  /** Non-root event handling between instruction boundaries (events.ts, nonroot.ts). */
+  readonly events = new EventState();
 
   /** The current VMCS, for code that runs only when one exists (non-root operation). */
   get vmcs(): Vmcs {
@@ -86,5 +92,6 @@ export class VmxState {
     this.current = null;
     this.currentPointer = INVALID_VMCS_POINTER;
     this.active.clear();
+    this.events.reset();
   }
 }
