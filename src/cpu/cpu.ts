@@ -75,6 +75,7 @@ import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
 import { VmxState } from "./vmx/state.js";
+import { VmExitSignal, VmxAbortSignal } from "./vmx/exit.js";
 import { TlbSet, type TlbBank } from "./vmx/tlb.js";
 import type { EptContext } from "./vmx/ept.js";
 
@@ -342,11 +343,16 @@ export class Cpu implements Vcpu {
         }
         this.runBlock(end);
       } catch (e) {
+        // A VM exit has loaded the host state: carry on with the host (vmx/exit.ts).
+        if (e instanceof VmExitSignal) continue;
+        if (e instanceof VmxAbortSignal) return { kind: "triple-fault", chain: e.toString() };
         if (!(e instanceof Fault)) throw e;
         try {
           deliverException(this, e);
         } catch (t) {
           if (t instanceof TripleFault) return { kind: "triple-fault", chain: t.chain };
+          if (t instanceof VmExitSignal) continue;
+          if (t instanceof VmxAbortSignal) return { kind: "triple-fault", chain: t.toString() };
           throw t;
         }
       }
