@@ -132,6 +132,9 @@ export const EXCEPTION_NAMES = [
 export const HAS_ERROR_CODE = (v: number): boolean =>
   v === DF_VEC || (v >= TS && v <= PF_VEC) || v === AC_VEC || v === 21;
 
+/** Physical-address width reported by CPUID.80000008H:EAX[7:0]. */
+export const MAXPHYADDR = 36;
+
 // ---- page-fault error code (SDM Vol. 3A, 4.7) ----
 export const PFEC_P = 1 << 0; // the fault was a protection violation (page was present)
 export const PFEC_W = 1 << 1; // the access was a write

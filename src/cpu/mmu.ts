@@ -14,6 +14,7 @@ import {
   CR4_PSE,
   EFER_NXE,
   GP,
+  MAXPHYADDR,
   PFEC_I,
   PFEC_P,
   PFEC_RSVD,
@@ -32,6 +33,8 @@ import { Fault, fault } from "./fault.js";
 import { AC } from "./flags.js";
 import { PageKind } from "../machine/memory.js";
 import type { Cpu } from "./cpu.js";
+import { EPT_R, EPT_W, EPT_X, type EptWalk } from "./vmx/ept.js";
+import { eptFinal, eptPaging, eptPdpte } from "./vmx/ept-mmu.js";
 
 export const TLB_SIZE = 4096;
 // TLB permission bits: which accesses the cached translation allows without a walk.
@@ -60,8 +63,7 @@ export function linearPage(lin: number): number {
   return lin < 0x100000000 ? lin >>> 12 : Math.floor(lin / 4096);
 }
 
-/** Physical-address width reported by CPUID.80000008H:EAX[7:0]. */
-export const MAXPHYADDR = 36;
+export { MAXPHYADDR };
 const TWO32 = 0x100000000;
 
 /** A #PF: the faulting linear address becomes CR2 when the fault is delivered. */
@@ -97,16 +99,33 @@ export function translate(cpu: Cpu, lin: number, access: number): number {
     phys = w.frame;
     perm = w.perm;
   }
+  // In a guest with EPT, the guest-physical frame is translated too (vmx/ept-mmu.ts), and
+  // the TLB entry keeps only the rights both translations give.
+  const ept = cpu.ept;
+  if (ept !== null) {
+    phys = eptFinal(cpu, ept, phys + off, lin, access) - off;
+    perm &= eptRights(ept.walk);
+  }
   if (phys < TWO32 && cpu.mem.pageKind[phys / 4096] === PageKind.Ram) {
     perm |= P_RAM;
     // Pages holding cached code are written only through the checked path (code-cache.ts).
-    if (cpu.mem.watched[phys / 4096]) perm &= ~(P_WS | P_WU);
+    if (cpu.mem.watched[phys / 4096]) perm &= ~(P_WS | P_WU | P_WS_AC);
   }
   const i = page & (TLB_SIZE - 1);
   cpu.tlbTag[i] = page;
   cpu.tlbPhys[i] = phys;
   cpu.tlbPerm[i] = perm;
   return phys + off;
+}
+
+/** The TLB permission bits the EPT permissions of a translation leave (vmx/ept.ts). */
+function eptRights(w: EptWalk): number {
+  let mask = ~0;
+  if (!(w.perm & EPT_R)) mask &= ~(P_RS | P_RU | P_RS_AC);
+  // Write permission is cached only once the EPT dirty flag is set (with EPTP bit 6).
+  if (!(w.perm & EPT_W) || !w.dirty) mask &= ~(P_WS | P_WU | P_WS_AC);
+  if (!(w.perm & EPT_X)) mask &= ~(P_XS | P_XU);
+  return mask;
 }
 
 interface Walk {
@@ -172,11 +191,26 @@ function rights(
   return perm;
 }
 
+/**
+ * Host-physical address of the paging-structure entry at physical address `addr`, used
+ * to translate `lin`: the same address, or in a guest with EPT its translation (a write
+ * for `write`, an accessed/dirty update).
+ */
+function entryAddr(cpu: Cpu, addr: number, lin: number, write: boolean): number {
+  const ept = cpu.ept;
+  return ept === null ? addr : eptPaging(cpu, ept, addr, lin, write);
+}
+
+/** Reads the (low) dword of the paging-structure entry at `addr`, for translating `lin`. */
+function readEntry(cpu: Cpu, addr: number, lin: number): number {
+  return cpu.mem.read(entryAddr(cpu, addr, lin, false), 4);
+}
+
 /** Sets the accessed bit (and dirty, for writes to the final entry) of a 32-bit entry. */
-function touch(cpu: Cpu, addr: number, entry: number, bits: number): number {
+function touch(cpu: Cpu, addr: number, entry: number, bits: number, lin: number): number {
   if ((entry & bits) !== bits) {
     entry |= bits;
-    cpu.mem.write(addr, 4, entry >>> 0);
+    cpu.mem.write(entryAddr(cpu, addr, lin, true), 4, entry >>> 0);
   }
   return entry;
 }
@@ -185,7 +219,7 @@ function touch(cpu: Cpu, addr: number, entry: number, bits: number): number {
 function walk32(cpu: Cpu, lin: number, access: number): Walk {
   const write = (access & PFEC_W) !== 0;
   const pdeAddr = ((cpu.cr3 & 0xfffff000) >>> 0) + ((lin >>> 22) << 2);
-  let pde = cpu.mem.read(pdeAddr, 4);
+  let pde = readEntry(cpu, pdeAddr, lin);
   if (!(pde & PTE_P)) pageFault(cpu, lin, access, false);
   if (pde & PTE_PS && cpu.cr4 & CR4_PSE) {
     // 4 MiB page; PDE bits 16:13 hold physical-address bits 35:32 (PSE-36) and bit 21 is
@@ -196,20 +230,20 @@ function walk32(cpu: Cpu, lin: number, access: number): Walk {
     const rw = (pde & PTE_RW) !== 0;
     const us = (pde & PTE_US) !== 0;
     const perm = rights(cpu, lin, access, rw, us, false, write || (pde & PTE_D) !== 0);
-    pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A);
+    pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A, lin);
     const hi = (pde >>> 13) & 0xff;
     result.frame = hi * TWO32 + ((pde & 0xffc00000) >>> 0) + (lin & 0x3ff000);
     result.perm = perm | P_LARGE | (pde & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
     return result;
   }
   const pteAddr = ((pde & 0xfffff000) >>> 0) + (((lin >>> 12) & 0x3ff) << 2);
-  let pte = cpu.mem.read(pteAddr, 4);
+  let pte = readEntry(cpu, pteAddr, lin);
   if (!(pte & PTE_P)) pageFault(cpu, lin, access, false);
   const rw = (pde & pte & PTE_RW) !== 0;
   const us = (pde & pte & PTE_US) !== 0;
   const perm = rights(cpu, lin, access, rw, us, false, write || (pte & PTE_D) !== 0);
-  touch(cpu, pdeAddr, pde, PTE_A);
-  pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A);
+  touch(cpu, pdeAddr, pde, PTE_A, lin);
+  pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A, lin);
   result.frame = (pte & 0xfffff000) >>> 0;
   result.perm = perm | (pte & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
   return result;
@@ -221,8 +255,10 @@ function walk32(cpu: Cpu, lin: number, access: number): Walk {
  */
 const PAE_RSVD_HI = 0x7fffffff & ~((1 << (MAXPHYADDR - 32)) - 1);
 
-function paeEntry(cpu: Cpu, addr: number): [number, number] {
-  return [cpu.mem.read(addr, 4), cpu.mem.read(addr + 4, 4)];
+/** Both dwords of the 8-byte entry at `addr`, for translating `lin` (entryAddr). */
+function paeEntry(cpu: Cpu, addr: number, lin: number): [number, number] {
+  const a = entryAddr(cpu, addr, lin, false);
+  return [cpu.mem.read(a, 4), cpu.mem.read(a + 4, 4)];
 }
 
 /** PAE paging (SDM Vol. 3A, 4.4): PDPTEs come from the registers loaded with CR3. */
@@ -234,7 +270,7 @@ function walkPae(cpu: Cpu, lin: number, access: number): Walk {
   if (!(pdpte % 2)) pageFault(cpu, lin, access, false);
   const pdBase = (Math.floor(pdpte / 4096) * 4096) % 2 ** MAXPHYADDR; // bits 35:12
   const pdeAddr = pdBase + ((lin >>> 21) & 0x1ff) * 8;
-  const [pdeLo, pdeHi] = paeEntry(cpu, pdeAddr);
+  const [pdeLo, pdeHi] = paeEntry(cpu, pdeAddr, lin);
   let pde = pdeLo;
   if (!(pde & PTE_P)) pageFault(cpu, lin, access, false);
   if (pdeHi & rsvdHi) pageFault(cpu, lin, access, true, true);
@@ -244,14 +280,14 @@ function walkPae(cpu: Cpu, lin: number, access: number): Walk {
     const rw = (pde & PTE_RW) !== 0;
     const us = (pde & PTE_US) !== 0;
     const perm = rights(cpu, lin, access, rw, us, nx, write || (pde & PTE_D) !== 0);
-    pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A);
+    pde = touch(cpu, pdeAddr, pde, write ? PTE_A | PTE_D : PTE_A, lin);
     result.frame = (pdeHi & 0xfffff) * TWO32 + ((pde & 0xffe00000) >>> 0) + (lin & 0x1ff000);
     result.perm = perm | P_LARGE | (pde & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
     return result;
   }
   const ptAddr = (pdeHi & 0xfffff) * TWO32 + ((pde & 0xfffff000) >>> 0);
   const pteAddr = ptAddr + ((lin >>> 12) & 0x1ff) * 8;
-  const [pteLo, pteHi] = paeEntry(cpu, pteAddr);
+  const [pteLo, pteHi] = paeEntry(cpu, pteAddr, lin);
   let pte = pteLo;
   if (!(pte & PTE_P)) pageFault(cpu, lin, access, false);
   if (pteHi & rsvdHi) pageFault(cpu, lin, access, true, true);
@@ -259,8 +295,8 @@ function walkPae(cpu: Cpu, lin: number, access: number): Walk {
   const rw = (pde & pte & PTE_RW) !== 0;
   const us = (pde & pte & PTE_US) !== 0;
   const perm = rights(cpu, lin, access, rw, us, nx, write || (pte & PTE_D) !== 0);
-  touch(cpu, pdeAddr, pde, PTE_A);
-  pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A);
+  touch(cpu, pdeAddr, pde, PTE_A, lin);
+  pte = touch(cpu, pteAddr, pte, write ? PTE_A | PTE_D : PTE_A, lin);
   result.frame = (pteHi & 0xfffff) * TWO32 + ((pte & 0xfffff000) >>> 0);
   result.perm = perm | (pte & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
   return result;
@@ -290,7 +326,7 @@ function walk4(cpu: Cpu, lin: number, access: number): Walk {
   for (let level = 0; level < 4; level++) {
     const shift = 39 - 9 * level; // 39, 30, 21, 12
     addr = table + (Math.floor(lin / 2 ** shift) % 512) * 8;
-    const [elo, ehi] = paeEntry(cpu, addr);
+    const [elo, ehi] = paeEntry(cpu, addr, lin);
     lo = elo;
     if (!(lo & PTE_P)) pageFault(cpu, lin, access, false);
     if (ehi & rsvdHi) pageFault(cpu, lin, access, true, true);
@@ -316,8 +352,8 @@ function walk4(cpu: Cpu, lin: number, access: number): Walk {
     }
   }
   const perm = rights(cpu, lin, access, rw, us, nx, write || (lo & PTE_D) !== 0);
-  for (let k = 0; k < touched.length; k += 2) touch(cpu, touched[k], touched[k + 1], PTE_A);
-  lo = touch(cpu, addr, lo, write ? PTE_A | PTE_D : PTE_A);
+  for (let k = 0; k < touched.length; k += 2) touch(cpu, touched[k], touched[k + 1], PTE_A, lin);
+  lo = touch(cpu, addr, lo, write ? PTE_A | PTE_D : PTE_A, lin);
   result.frame = frame;
   result.perm = perm | (large ? P_LARGE : 0) | (lo & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
   return result;
@@ -326,12 +362,16 @@ function walk4(cpu: Cpu, lin: number, access: number): Walk {
 /**
  * Loads the four PDPTEs from CR3 for PAE paging (SDM Vol. 3A, 4.4.1): on MOV to CR3 and
  * when paging with PAE is enabled. A reserved bit set in a present PDPTE raises #GP(0).
+ * In a guest with EPT, CR3 is a guest-physical address (vmx/ept-mmu.ts).
  */
 export function loadPdptes(cpu: Cpu): void {
   const base = (cpu.cr3 & 0xffffffe0) >>> 0;
+  const ept = cpu.ept;
+  const table = ept === null ? base : eptPdpte(cpu, ept, base);
   const next = new Float64Array(4);
   for (let k = 0; k < 4; k++) {
-    const [lo, hi] = paeEntry(cpu, base + k * 8);
+    const lo = cpu.mem.read(table + k * 8, 4);
+    const hi = cpu.mem.read(table + k * 8 + 4, 4);
     // Bits 2:1, 8:5 and 63:MAXPHYADDR are reserved in a PDPTE.
     if (lo & PTE_P && (lo & 0x1e6 || hi & (0xffffffff << (MAXPHYADDR - 32)))) fault(GP, 0);
     next[k] = (hi & 0xfffff) * TWO32 + (lo >>> 0);

@@ -9,7 +9,7 @@
  * This module knows nothing of the CPU: it reads and writes physical memory through
  * `PhysicalAccess`, so it is tested on its own. ept-mmu.ts joins it to the MMU.
  */
-import { MAXPHYADDR } from "../mmu.js";
+import { MAXPHYADDR } from "../arch.js";
 
 /** What the walker needs from physical memory: 32-bit little-endian reads and writes. */
 export interface PhysicalAccess {
@@ -275,13 +275,8 @@ export function eptWalk(
 
 /** The EPT a guest runs on: its EPTP, and the walk result reused by every translation. */
 export class EptContext {
+  /** The last walk: mmu.ts reads the final translation's permissions from it. */
   readonly walk = new EptWalk();
-  /**
-   * TLB permission bits the last final translation allows (eptFinal): the bits of the
-   * EPT permissions, without write until the EPT dirty flag is set (with EPTP bit 6), so
-   * that the first write walks again and sets it.
-   */
-  mask = 0;
   /** Guest paging-structure accesses are writes for EPT (EPTP bit 6, SDM 29.3.3.2). */
   readonly pagingAccess: number;
 

@@ -15,7 +15,10 @@
  */
 import { P_G, P_LARGE, TLB_SIZE, linearPage } from "../mmu.js";
 import type { Cpu } from "../cpu.js";
-import { eptRoot } from "./ept.js";
+import { EptContext, eptRoot } from "./ept.js";
+import { Proc, Proc2 } from "./controls.js";
+import { F } from "./fields.js";
+import type { Vmcs } from "./vmcs.js";
 
 /** EPTRTA of mappings made without EPT. */
 export const NO_EPT = -1;
@@ -160,4 +163,44 @@ export function inveptAll(cpu: Cpu): void {
 export function flushVpidZero(cpu: Cpu): void {
   for (const b of cpu.tlbs.all()) if (b.vpid === 0) b.flush(true);
   cpu.useTlb(cpu.tlbs.current);
+}
+
+// ---- VM entries and exits ----
+
+/** The secondary processor-based controls in effect (0 without "activate secondary"). */
+function secondaryControls(v: Vmcs): number {
+  const proc = v.read(F.ProcBasedControls);
+  return proc & Proc.ActivateSecondaryControls ? v.read(F.ProcBasedControls2) : 0;
+}
+
+/**
+ * VM entry, once the guest state is loaded and before anything touches guest memory
+ * (event injection): the guest's EPT (cpu.ept, with "enable EPT") and the TLB bank of its
+ * VPID ("enable VPID", else 0) and EPT root. Without VPIDs the entry invalidates the
+ * mappings of VPID 0000H (SDM Vol. 3C, 29.4.3.1).
+ */
+export function enterGuestTlb(cpu: Cpu, v: Vmcs): void {
+  const c2 = secondaryControls(v);
+  const vpid = c2 & Proc2.EnableVpid ? v.read(F.Vpid) : 0;
+  let root = NO_EPT;
+  if (c2 & Proc2.EnableEpt) {
+    const lo = v.read(F.EptPointer);
+    const hi = v.readHi(F.EptPointer);
+    const ept = cpu.ept;
+    cpu.ept = ept !== null && ept.eptpLo === lo && ept.eptpHi === hi ? ept : new EptContext(lo, hi);
+    root = eptRootPage(lo, hi);
+  } else cpu.ept = null;
+  if (vpid === 0) flushVpidZero(cpu);
+  selectTlb(cpu, vpid, root);
+}
+
+/**
+ * VM exit (and VM-entry failure after the guest state was loaded), before the host state
+ * is loaded: no EPT, the host's TLB bank (VPID 0, no EPT root), and without VPIDs the
+ * mappings of VPID 0000H invalidated (SDM Vol. 3C, 29.4.3.1).
+ */
+export function exitToHostTlb(cpu: Cpu, v: Vmcs): void {
+  cpu.ept = null;
+  if (!(secondaryControls(v) & Proc2.EnableVpid)) flushVpidZero(cpu);
+  selectTlb(cpu, 0, NO_EPT);
 }
