@@ -297,12 +297,18 @@ for (const engine of ENGINES) {
   });
 }
 
-/** Per-CPU lines of the smp kernel: "cpu N: apic_id=N started=1 cr0=... timer_ticks=T nmis=M". */
+/**
+ * Per-CPU lines of the smp kernel: "cpu N: apic_id=N started=1 cr0=... cr3=... cr4=...
+ * timer_ticks=T nmis=M", with "efer=... cs.l=L" before timer_ticks on amd64.
+ */
 const SMP_CPU_LINE =
-  /^cpu (\d+): apic_id=(\d+) started=1 cr0=(0x[0-9a-f]+) .* timer_ticks=(\d+) nmis=(\d+)$/;
+  /^cpu (\d+): apic_id=(\d+) started=1 cr0=(0x[0-9a-f]+) cr3=(0x[0-9a-f]+) cr4=(0x[0-9a-f]+)(?: efer=(0x[0-9a-f]+) cs\.l=(\d))? timer_ticks=(\d+) nmis=(\d+)$/;
+const CR4_PAE = 0x20;
+/** IA32_EFER.LME and LMA: IA-32e mode enabled and active. */
+const EFER_LME_LMA = 0x500;
 
 describe("smp (soft)", { concurrency: 2 }, () => {
-  for (const variant of ["i386", "pae"] as const) {
+  for (const variant of VARIANTS) {
     for (const cpus of [1, 2, 4, 8]) {
       test(`smp-O2 (${variant}), ${cpus} CPU(s): MADT, INIT-SIPI-SIPI, per-CPU timers, NMI IPIs`, async () => {
         const r = await runGuest(kernelPath(variant, "smp", "O2"), `cpus=${cpus}`, [
@@ -319,12 +325,38 @@ describe("smp (soft)", { concurrency: 2 }, () => {
         );
         const perCpu = out.flatMap((l) => {
           const m = SMP_CPU_LINE.exec(l);
-          return m ? [{ cpu: +m[1], apic: +m[2], cr0: m[3], ticks: +m[4], nmis: +m[5] }] : [];
+          return m
+            ? [
+                {
+                  cpu: +m[1],
+                  apic: +m[2],
+                  cr0: m[3],
+                  cr3: m[4],
+                  cr4: Number(m[5]),
+                  efer: m[6] === undefined ? undefined : Number(m[6]),
+                  csL: m[7] === undefined ? undefined : +m[7],
+                  ticks: +m[8],
+                  nmis: +m[9],
+                },
+              ]
+            : [];
         });
         assert.equal(perCpu.length, cpus, describeRun(r));
+        const bsp = perCpu[0];
         for (const c of perCpu) {
           assert.equal(c.apic, c.cpu);
           assert.equal(c.cr0, "0x80000011", "paging on every CPU, as on the BSP");
+          assert.equal(c.cr3, bsp.cr3, `CPU ${c.cpu} on the BSP's page tables`);
+          assert.equal(c.cr4, bsp.cr4, `CPU ${c.cpu}'s CR4`);
+          assert.equal(c.efer, bsp.efer, `CPU ${c.cpu}'s IA32_EFER`);
+          // 32-bit paging in i386; PAE paging in pae; 4-level paging in amd64, in 64-bit mode.
+          assert.equal((c.cr4 & CR4_PAE) !== 0, variant !== "i386", `CPU ${c.cpu}'s CR4.PAE`);
+          if (variant === "amd64") {
+            assert.equal((c.efer ?? 0) & EFER_LME_LMA, EFER_LME_LMA, `CPU ${c.cpu} in IA-32e mode`);
+            assert.equal(c.csL, 1, `CPU ${c.cpu} in 64-bit mode`);
+          } else {
+            assert.equal(c.efer, undefined, "no IA32_EFER in the 32-bit kernels' lines");
+          }
           assert.ok(c.ticks >= 10, `CPU ${c.cpu}: ${c.ticks} timer interrupts`);
           assert.equal(c.nmis, c.cpu === 0 ? 0 : 1, `CPU ${c.cpu}'s NMIs`);
         }

@@ -1,11 +1,12 @@
 /*
  * smp: multiprocessor start-up and per-CPU interrupts. The BSP finds the RSDP, walks the
- * RSDT to the MADT and counts the processors; turns paging on (32-bit or PAE paging, per
- * variant); calibrates the local APIC timer against PIT channel 2; starts every AP with
- * INIT-SIPI-SIPI (real mode -> protected mode in lib/ap_boot.S), each AP then taking the
- * BSP's paging mode (CR0, CR3, CR4); every CPU takes LAPIC_TICKS periodic timer interrupts
- * from its own local APIC; the BSP sends each AP an NMI IPI. The BSP prints one line per
- * CPU and the checks.
+ * RSDT to the MADT and counts the processors; turns paging on (32-bit, PAE or 4-level
+ * paging, per variant); calibrates the local APIC timer against PIT channel 2; starts every
+ * AP with INIT-SIPI-SIPI (real mode -> protected mode, and on amd64 -> IA-32e mode, in
+ * lib/ap_boot.S), each AP then loading the runtime's GDT and IDT with a TSS of its own and
+ * taking the BSP's mode (CR0, CR3, CR4; on amd64 also IA32_EFER, and CS is 64-bit code);
+ * every CPU takes LAPIC_TICKS periodic timer interrupts from its own local APIC; the BSP
+ * sends each AP an NMI IPI. The BSP prints one line per CPU and the checks.
  *
  * Command line: cpus=N checks the MADT's count (the tests pass --smp N and cpus=N).
  */
@@ -28,18 +29,15 @@ struct cpu {
   volatile u32 nmis;
   volatile u32 timer_done;
   volatile u32 parked;
-  uptr cr0, cr3, cr4;
+  struct cpu_mode mode;
 };
 
 static struct cpu cpus[SMP_MAX_CPUS];
 static int ncpus;
 static u8 ap_stacks[SMP_MAX_CPUS][AP_STACK_SIZE] __attribute__((aligned(16)));
-static uptr bsp_cr0, bsp_cr3, bsp_cr4;
+static struct ap_desc ap_descs[SMP_MAX_CPUS];
+static struct cpu_mode bsp_mode;
 static u32 timer_period; /* LAPIC counts per millisecond at divide 16 */
-static struct __attribute__((packed)) {
-  u16 limit;
-  u32 base;
-} bsp_idtr;
 
 static struct cpu *this_cpu(void) {
   u32 id = lapic_id();
@@ -82,17 +80,19 @@ static void run_timer(struct cpu *c) {
   c->timer_done = 1;
 }
 
+static int mode_equal(const struct cpu_mode *a, const struct cpu_mode *b) {
+  return a->cr0 == b->cr0 && a->cr3 == b->cr3 && a->cr4 == b->cr4 && a->efer == b->efer &&
+         a->cs_l == b->cs_l;
+}
+
+/* The local APIC's page is mapped on every path here: identity with paging off (32-bit
+   kernels), or in the BSP's tables that ap_boot.S loaded (amd64). */
 void ap_main(void) {
-  __asm__ volatile("lidt %0" ::"m"(bsp_idtr));
-  /* The BSP's mode: its page tables, then its paging bits. */
-  write_cr4(bsp_cr4);
-  write_cr3(bsp_cr3);
-  write_cr0(bsp_cr0);
   struct cpu *c = this_cpu();
   if (!c) return; /* not in the MADT: nothing to report to */
-  c->cr0 = read_cr0();
-  c->cr3 = read_cr3();
-  c->cr4 = read_cr4();
+  desc_init_ap(&ap_descs[c - cpus]);
+  cpu_mode_load(&bsp_mode);
+  cpu_mode_read(&c->mode);
   c->started = 1;
   run_timer(c);
   /* Wait for the BSP's NMI with interrupts on, then park. */
@@ -100,6 +100,29 @@ void ap_main(void) {
   __asm__ volatile("cli");
   c->parked = 1;
   for (;;) __asm__ volatile("hlt");
+}
+
+/* `prefix`, then the mode: CR0, CR3, CR4 and, in IA-32e mode, IA32_EFER and CS.L. */
+static void print_mode(const char *prefix, const struct cpu_mode *m) {
+  printf("%s cr0=0x%llx cr3=0x%llx cr4=0x%llx", prefix, (u64)m->cr0, (u64)m->cr3, (u64)m->cr4);
+  if (RUNTIME_LONG_MODE) printf(" efer=0x%llx cs.l=%u", m->efer, m->cs_l);
+}
+
+/*
+ * The MADT walk reads the BDA's EBDA pointer in page 0, which the kernels' page tables leave
+ * out (to catch NULL), and ACPI tables wherever the firmware put them (QEMU: near the top of
+ * RAM, above what the 32-bit kernels map). The 32-bit kernels walk before paging is on;
+ * amd64, always paging, walks on the kernel's tables (0-4 GiB identity-mapped) with page 0
+ * mapped read-only for the walk only.
+ */
+static const char *read_madt(struct madt_info *madt) {
+  if (!RUNTIME_LONG_MODE) return acpi_read_madt(madt);
+  map_page(0, 0, PTE_P);
+  paging_enable();
+  const char *err = acpi_read_madt(madt);
+  map_page(0, 0, 0);
+  invlpg(0);
+  return err;
 }
 
 /* Waits until *flag is set, for up to WAIT_TIMEOUT_MS of PIT time. */
@@ -115,8 +138,9 @@ int kmain(u32 magic, struct multiboot_info *info) {
   trap_set_handler(VEC_NMI, nmi);
   trap_set_handler(SPURIOUS_VECTOR, spurious);
 
+  paging_init();
   struct madt_info madt;
-  const char *err = acpi_read_madt(&madt);
+  const char *err = read_madt(&madt);
   if (!check("acpi_madt", err == 0, "%s", err ? err : "RSDP, RSDT and MADT checksums good")) return test_finish();
   printf("acpi: RSDP at 0x%x, RSDT at 0x%x, MADT at 0x%x\n", madt.rsdp, madt.rsdt, madt.madt);
   printf("madt: %d CPUs, local APICs at 0x%x, %d I/O APIC at 0x%x, IRQ0 -> GSI %d\n", madt.cpus,
@@ -133,16 +157,14 @@ int kmain(u32 magic, struct multiboot_info *info) {
   check("bsp_first", ncpus > 0 && cpus[0].apic_id == lapic_id(), "BSP APIC ID %u", lapic_id());
   printf("lapic: version 0x%x\n", lapic_read(LAPIC_VERSION));
 
-  /* Paging on the BSP; the local APIC and I/O APIC pages uncached, identity-mapped. */
-  paging_init();
+  /* The local APIC and I/O APIC pages uncached, identity-mapped; then paging on (32-bit
+     kernels), or the tables reloaded to drop the translations they replace (amd64). */
   map_page(lapic_base, lapic_base, PTE_P | PTE_W | PTE_PCD);
   map_page(madt.ioapic_address, madt.ioapic_address, PTE_P | PTE_W | PTE_PCD);
   paging_enable();
-  bsp_cr0 = read_cr0();
-  bsp_cr3 = read_cr3();
-  bsp_cr4 = read_cr4();
-  __asm__ volatile("sidt %0" : "=m"(bsp_idtr));
-  printf("bsp: cr0=0x%x cr3=0x%x cr4=0x%x\n", (u32)bsp_cr0, (u32)bsp_cr3, (u32)bsp_cr4);
+  cpu_mode_read(&bsp_mode);
+  print_mode("bsp:", &bsp_mode);
+  printf("\n");
 
   /* The timer against PIT channel 2: counts in CALIBRATION_US at divide 16. */
   lapic_write(LAPIC_SVR, LAPIC_SVR_ENABLE | SPURIOUS_VECTOR);
@@ -160,9 +182,7 @@ int kmain(u32 magic, struct multiboot_info *info) {
   if (!check("lapic_timer_calibrated", timer_period > 0, "%u counts per ms", timer_period)) return test_finish();
 
   cpus[0].started = 1;
-  cpus[0].cr0 = bsp_cr0;
-  cpus[0].cr3 = bsp_cr3;
-  cpus[0].cr4 = bsp_cr4;
+  cpus[0].mode = bsp_mode;
   for (int i = 1; i < ncpus; i++) {
     int ok = smp_start_ap(cpus[i].apic_id, ap_stacks[i] + AP_STACK_SIZE, &cpus[i].started);
     check("ap_started", ok, "CPU %d (APIC ID %u) started", i, cpus[i].apic_id);
@@ -178,9 +198,10 @@ int kmain(u32 magic, struct multiboot_info *info) {
 
   for (int i = 0; i < ncpus; i++) {
     struct cpu *c = &cpus[i];
-    printf("cpu %d: apic_id=%u started=%u cr0=0x%x cr3=0x%x cr4=0x%x timer_ticks=%u nmis=%u\n", i,
-           c->apic_id, c->started, (u32)c->cr0, (u32)c->cr3, (u32)c->cr4, c->ticks, c->nmis);
-    check("cpu_mode", c->cr0 == bsp_cr0 && c->cr3 == bsp_cr3 && c->cr4 == bsp_cr4, "CPU %d in the BSP's mode", i);
+    printf("cpu %d: apic_id=%u started=%u", i, c->apic_id, c->started);
+    print_mode("", &c->mode);
+    printf(" timer_ticks=%u nmis=%u\n", c->ticks, c->nmis);
+    check("cpu_mode", mode_equal(&c->mode, &bsp_mode), "CPU %d in the BSP's mode", i);
     check("cpu_timer", c->ticks >= LAPIC_TICKS, "CPU %d took %u timer interrupts", i, c->ticks);
     if (i > 0) check("cpu_nmi", c->nmis == 1 && c->parked, "CPU %d took %u NMI", i, c->nmis);
   }

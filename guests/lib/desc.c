@@ -3,7 +3,8 @@
  * task management data structures).
  *
  * GDT: 0 null, 0x08 ring-0 code, 0x10 ring-0 data, 0x1B ring-3 code, 0x23 ring-3 data (all
- * flat 4 GiB), 0x28 the runtime's TSS; indices from GDT_FIRST_FREE are free for tests.
+ * flat 4 GiB), 0x28 the runtime's TSS; indices from GDT_FIRST_FREE are free for tests, but
+ * for the last one, SEL_AP_TSS, where an application processor's TSS goes (desc_init_ap).
  * IDT: every vector points at its entry stub through a DPL-0 interrupt gate, except #BP and
  * #OF (DPL 3, so INT3 and INTO work at CPL 3) and 0x80, the system call (DPL-3 trap gate).
  */
@@ -72,17 +73,8 @@ void io_permit(u16 port, int allowed) {
   else main_tss.iomap[port / 8] |= (u8)(1u << (port % 8));
 }
 
-void desc_init(void) {
-  gdt_set(1, 0, 0xFFFFF, DESC_CODE, DESC_FLAGS_32_4K);
-  gdt_set(2, 0, 0xFFFFF, DESC_DATA, DESC_FLAGS_32_4K);
-  gdt_set(3, 0, 0xFFFFF, DESC_CODE | DESC_DPL3, DESC_FLAGS_32_4K);
-  gdt_set(4, 0, 0xFFFFF, DESC_DATA | DESC_DPL3, DESC_FLAGS_32_4K);
-
-  tss_init(&main_tss.tss, 0, (u32)kernel_intr_stack_top);
-  main_tss.tss.iomap_base = (u16)((u32)main_tss.iomap - (u32)&main_tss);
-  memset(main_tss.iomap, 0xFF, sizeof main_tss.iomap); /* all ports denied; 0xFF terminator */
-  gdt_set_tss(5, &main_tss.tss, sizeof main_tss - 1);
-
+/* LGDT, then reload CS with a far jump and the data segments. */
+static void load_gdt(void) {
   struct table_register gdtr = {sizeof gdt - 1, (u32)gdt};
   __asm__ volatile("lgdt %0\n\t"
                    "ljmp %1, $1f\n"
@@ -95,9 +87,35 @@ void desc_init(void) {
                    :
                    : "m"(gdtr), "i"(SEL_KCODE), "r"(SEL_KDATA)
                    : "memory");
+}
+
+static void load_idt(void) {
+  struct table_register idtr = {sizeof idt - 1, (u32)idt};
+  __asm__ volatile("lidt %0" ::"m"(idtr));
+}
+
+void desc_init(void) {
+  gdt_set(1, 0, 0xFFFFF, DESC_CODE, DESC_FLAGS_32_4K);
+  gdt_set(2, 0, 0xFFFFF, DESC_DATA, DESC_FLAGS_32_4K);
+  gdt_set(3, 0, 0xFFFFF, DESC_CODE | DESC_DPL3, DESC_FLAGS_32_4K);
+  gdt_set(4, 0, 0xFFFFF, DESC_DATA | DESC_DPL3, DESC_FLAGS_32_4K);
+
+  tss_init(&main_tss.tss, 0, (u32)kernel_intr_stack_top);
+  main_tss.tss.iomap_base = (u16)((u32)main_tss.iomap - (u32)&main_tss);
+  memset(main_tss.iomap, 0xFF, sizeof main_tss.iomap); /* all ports denied; 0xFF terminator */
+  gdt_set_tss(5, &main_tss.tss, sizeof main_tss - 1);
+
+  load_gdt();
   __asm__ volatile("ltr %w0" ::"r"(SEL_TSS));
 
   for (int v = 0; v < 256; v++) idt_set_default(v);
-  struct table_register idtr = {sizeof idt - 1, (u32)idt};
-  __asm__ volatile("lidt %0" ::"m"(idtr));
+  load_idt();
+}
+
+void desc_init_ap(struct ap_desc *d) {
+  load_gdt();
+  tss_init(&d->tss, 0, 0);
+  gdt_set_tss(SEL_AP_TSS >> 3, &d->tss, sizeof d->tss - 1);
+  __asm__ volatile("ltr %w0" ::"r"(SEL_AP_TSS));
+  load_idt();
 }

@@ -2,10 +2,12 @@
  * The long-mode GDT, IDT and TSS (SDM Vol. 3A, 3.4.5 segment descriptors, 7.2.3 and 7.7 the
  * 64-bit TSS and its 16-byte descriptor, 6.14.1 the 64-bit IDT with 16-byte gates).
  *
- * GDT: see the selectors in kernel64.h. IDT: every vector points at its entry stub through a
- * DPL-0 interrupt gate, except #BP and #OF (DPL 3, for INT3 and for INTO in compatibility
- * mode at CPL 3) and 0x80, the system call (a DPL-3 trap gate). #DF runs on IST1 and NMI on
- * IST2, as 64-bit kernels usually arrange, so they always get a known-good stack.
+ * GDT: see the selectors in kernel64.h (the last two entries, SEL_AP_TSS, take an
+ * application processor's TSS: desc_init_ap). IDT: every vector points at its entry stub
+ * through a DPL-0 interrupt gate, except #BP and #OF (DPL 3, for INT3 and for INTO in
+ * compatibility mode at CPL 3) and 0x80, the system call (a DPL-3 trap gate). #DF runs on
+ * IST1 and NMI on IST2, as 64-bit kernels usually arrange, so they always get a known-good
+ * stack.
  */
 #include "kernel.h"
 
@@ -69,23 +71,9 @@ void io_permit(u16 port, int allowed) {
   else main_tss.iomap[port / 8] |= (u8)(1u << (port % 8));
 }
 
-void desc_init(void) {
-  gdt_set(1, 0, 0xFFFFF, DESC_CODE, DESC_FLAGS_64);
-  gdt_set(2, 0, 0xFFFFF, DESC_DATA, DESC_FLAGS_32_4K);
-  gdt_set(3, 0, 0xFFFFF, DESC_CODE | DESC_DPL3, DESC_FLAGS_32_4K);
-  gdt_set(4, 0, 0xFFFFF, DESC_DATA | DESC_DPL3, DESC_FLAGS_32_4K);
-  gdt_set(5, 0, 0xFFFFF, DESC_CODE | DESC_DPL3, DESC_FLAGS_64);
-  gdt_set(6, 0, 0xFFFFF, DESC_CODE, DESC_FLAGS_32_4K);
-
-  memset(&main_tss, 0, sizeof main_tss);
-  main_tss.tss.rsp[0] = (u64)kernel_intr_stack_top;
-  for (int i = 1; i <= IST_STACKS; i++) main_tss.tss.ist[i - 1] = IST_TOP(i);
-  main_tss.tss.iomap_base = (u16)((u64)main_tss.iomap - (u64)&main_tss);
-  memset(main_tss.iomap, 0xFF, sizeof main_tss.iomap); /* all ports denied; 0xFF terminator */
-  gdt_set_system(SEL_TSS >> 3, (u64)&main_tss, sizeof main_tss - 1, DESC_TSS);
-
-  /* LGDT, then reload CS with a far return (64-bit mode has no far JMP with an immediate
-     pointer) and the data segments. FS and GS stay null: their bases come from MSRs. */
+/* LGDT, then reload CS with a far return (64-bit mode has no far JMP with an immediate
+   pointer) and the data segments. FS and GS stay null: their bases come from MSRs. */
+static void load_gdt(void) {
   struct table_register gdtr = {sizeof gdt - 1, (u64)gdt};
   __asm__ volatile("lgdt %0\n\t"
                    "pushq %1\n\t"
@@ -101,9 +89,42 @@ void desc_init(void) {
                    :
                    : "m"(gdtr), "i"(SEL_KCODE), "r"((u64)SEL_KDATA), "r"(0ull)
                    : "rax", "memory");
+}
+
+static void load_idt(void) {
+  struct table_register idtr = {sizeof idt - 1, (u64)idt};
+  __asm__ volatile("lidt %0" ::"m"(idtr));
+}
+
+void desc_init(void) {
+  gdt_set(1, 0, 0xFFFFF, DESC_CODE, DESC_FLAGS_64);
+  gdt_set(2, 0, 0xFFFFF, DESC_DATA, DESC_FLAGS_32_4K);
+  gdt_set(3, 0, 0xFFFFF, DESC_CODE | DESC_DPL3, DESC_FLAGS_32_4K);
+  gdt_set(4, 0, 0xFFFFF, DESC_DATA | DESC_DPL3, DESC_FLAGS_32_4K);
+  gdt_set(5, 0, 0xFFFFF, DESC_CODE | DESC_DPL3, DESC_FLAGS_64);
+  gdt_set(6, 0, 0xFFFFF, DESC_CODE, DESC_FLAGS_32_4K);
+
+  memset(&main_tss, 0, sizeof main_tss);
+  main_tss.tss.rsp[0] = (u64)kernel_intr_stack_top;
+  for (int i = 1; i <= IST_STACKS; i++) main_tss.tss.ist[i - 1] = IST_TOP(i);
+  main_tss.tss.iomap_base = (u16)((u64)main_tss.iomap - (u64)&main_tss);
+  memset(main_tss.iomap, 0xFF, sizeof main_tss.iomap); /* all ports denied; 0xFF terminator */
+  gdt_set_system(SEL_TSS >> 3, (u64)&main_tss, sizeof main_tss - 1, DESC_TSS);
+
+  load_gdt();
   __asm__ volatile("ltr %w0" ::"r"(SEL_TSS));
 
   for (int v = 0; v < 256; v++) idt_set_default(v);
-  struct table_register idtr = {sizeof idt - 1, (u64)idt};
-  __asm__ volatile("lidt %0" ::"m"(idtr));
+  load_idt();
+}
+
+void desc_init_ap(struct ap_desc *d) {
+  load_gdt();
+  memset(&d->tss, 0, sizeof d->tss);
+  d->tss.ist[0] = (u64)d->df_stack + sizeof d->df_stack;
+  d->tss.ist[1] = (u64)d->nmi_stack + sizeof d->nmi_stack;
+  d->tss.iomap_base = sizeof d->tss; /* beyond the limit: no I/O bitmap */
+  gdt_set_system(SEL_AP_TSS >> 3, (u64)&d->tss, sizeof d->tss - 1, DESC_TSS);
+  __asm__ volatile("ltr %w0" ::"r"(SEL_AP_TSS));
+  load_idt();
 }

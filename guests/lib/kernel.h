@@ -56,6 +56,8 @@ char *strchr(const char *s, int c);
 #define SEL_TSS 0x28
 #define GDT_FIRST_FREE 6
 #define GDT_ENTRIES 32
+/* The last entry: the TSS descriptor an application processor loads (desc_init_ap). */
+#define SEL_AP_TSS 0xF8
 
 /* Descriptor access bytes (P | DPL | S | type; SDM Vol. 3A, 3.4.5 and 3.5). */
 #define DESC_CODE 0x9A      /* present, DPL 0, execute/read code */
@@ -111,6 +113,34 @@ void idt_put(int vector, u64 gate);
 u32 isr_stub(int vector); /* address of the runtime's entry stub for `vector` */
 void tss_init(struct tss *t, u32 eip, u32 esp); /* a ring-0 task with the runtime's segments */
 void io_permit(u16 port, int allowed);
+
+/*
+ * An application processor's part of the descriptor tables (the smp kernel has one per AP):
+ * its own TSS (a busy TSS cannot be shared; ESP0 stays 0: APs never leave ring 0).
+ * desc_init_ap, on the AP, loads the runtime's GDT and IDT, writes the TSS's descriptor into
+ * the GDT's SEL_AP_TSS entry and loads TR from it (LTR caches the base and limit, so the next
+ * AP can reuse the entry: APs start one at a time).
+ */
+struct ap_desc {
+  struct tss tss;
+};
+void desc_init_ap(struct ap_desc *d);
+
+/* The mode an AP takes from the BSP (struct cpu_mode in x86.h): the control registers. */
+#define RUNTIME_LONG_MODE 0
+static inline void cpu_mode_read(struct cpu_mode *m) {
+  m->cr0 = read_cr0();
+  m->cr3 = read_cr3();
+  m->cr4 = read_cr4();
+  m->efer = 0;
+  m->cs_l = 0;
+}
+/* CR4 (PSE or PAE) and CR3 before CR0.PG turns paging on with them (SDM Vol. 3A, 10.9.1). */
+static inline void cpu_mode_load(const struct cpu_mode *m) {
+  write_cr4(m->cr4);
+  write_cr3(m->cr3);
+  write_cr0(m->cr0);
+}
 
 /* Register state pushed by the entry stubs (entry.S), lowest address first. */
 struct trapframe {

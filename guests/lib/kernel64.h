@@ -23,6 +23,8 @@
 #define SEL_TSS 0x38
 #define GDT_FIRST_FREE 9
 #define GDT_ENTRIES 32
+/* The last two entries: the TSS descriptor an application processor loads (desc_init_ap). */
+#define SEL_AP_TSS 0xF0
 
 /* Descriptor access bytes (P | DPL | S | type; SDM Vol. 3A, 3.4.5, 3.5 and 7.2.3). */
 #define DESC_CODE 0x9A      /* present, DPL 0, execute/read code */
@@ -67,6 +69,40 @@ extern struct main_tss main_tss;
 #define IST_STACK_SIZE 8192
 extern u8 ist_stacks[IST_STACKS][IST_STACK_SIZE];
 #define IST_TOP(n) ((u64)ist_stacks[(n) - 1] + IST_STACK_SIZE)
+
+/*
+ * An application processor's part of the descriptor tables (the smp kernel has one per AP):
+ * its own TSS, whose IST1 (#DF) and IST2 (NMI) stacks are its own, so that NMIs on several
+ * CPUs never share a stack. RSP0 stays 0: APs never leave ring 0. desc_init_ap, on the AP,
+ * loads the runtime's GDT (with a 64-bit base) and IDT, writes the TSS's descriptor into
+ * the GDT's SEL_AP_TSS entries and loads TR from them (LTR caches the base and limit, so the
+ * next AP can reuse the entries: APs start one at a time).
+ */
+#define AP_IST_STACK_SIZE 4096
+struct ap_desc {
+  struct tss64 tss;
+  u8 df_stack[AP_IST_STACK_SIZE] __attribute__((aligned(16)));
+  u8 nmi_stack[AP_IST_STACK_SIZE] __attribute__((aligned(16)));
+};
+void desc_init_ap(struct ap_desc *d);
+
+/* The mode an AP takes from the BSP (struct cpu_mode in x86.h). */
+#define RUNTIME_LONG_MODE 1
+static inline void cpu_mode_read(struct cpu_mode *m) {
+  m->cr0 = read_cr0();
+  m->cr3 = read_cr3();
+  m->cr4 = read_cr4();
+  m->efer = rdmsr(MSR_EFER);
+  m->cs_l = (lar(read_cs()) & LAR_L) != 0;
+}
+/* IA32_EFER first (LME and LMA as they already are; NXE before the tables are walked), then
+   CR4 (PAE stays set), CR3 and CR0 (PG stays set): every step is legal in IA-32e mode. */
+static inline void cpu_mode_load(const struct cpu_mode *m) {
+  wrmsr(MSR_EFER, m->efer);
+  write_cr4(m->cr4);
+  write_cr3(m->cr3);
+  write_cr0(m->cr0);
+}
 
 /* A 16-byte IDT gate (SDM Vol. 3A, Figure 6-8). */
 struct idt_gate {

@@ -6,6 +6,11 @@
 #ifndef SHV_PAGING_H
 #define SHV_PAGING_H
 
+#ifdef __x86_64__
+/* Kernels shared with amd64 (smp) page there with the 4-level tables of paging64.h. */
+#include "paging64.h"
+#else
+
 #include "types.h"
 
 #ifdef PAE
@@ -46,5 +51,7 @@ u32 paging_cr3(void);
 #ifdef PAE
 extern u64 pdpt[4];
 #endif
+
+#endif /* __x86_64__ */
 
 #endif

@@ -4,8 +4,10 @@
 
 u32 lapic_base = 0xFEE00000u;
 u32 pit_polls;
-/* The stack the next AP starts on (ap_boot.S reads it). */
+/* The stack the next AP starts on, and (amd64) the page tables it enters IA-32e mode with
+   (ap_boot.S reads them). */
 void *volatile ap_boot_stack;
+volatile uptr ap_boot_cr3;
 
 extern u8 ap_trampoline[], ap_trampoline_end[], ap_trampoline_gdtr[];
 
@@ -138,18 +140,21 @@ u32 pit_elapsed_us(void) {
 #define SIPI_DELAY_US 200u   /* 200 us after each startup IPI */
 #define START_TIMEOUT_US 100000u
 
-struct __attribute__((packed)) pseudo_descriptor {
+/* The trampoline's LGDT operand: real mode with a 32-bit operand size takes a 32-bit base. */
+struct __attribute__((packed)) trampoline_gdtr {
   u16 limit;
   u32 base;
 };
 
 int smp_start_ap(u32 apic_id, void *stack_top, volatile u32 *started) {
   struct pseudo_descriptor gdtr;
-  __asm__ volatile("sgdt %0" : "=m"(gdtr));
+  sgdt(&gdtr);
+  struct trampoline_gdtr tgdtr = {gdtr.limit, (u32)gdtr.base};
   u8 *page = (u8 *)(uptr)AP_TRAMPOLINE_ADDR;
   memcpy(page, ap_trampoline, (size_t)(ap_trampoline_end - ap_trampoline));
-  memcpy(page + (ap_trampoline_gdtr - ap_trampoline), &gdtr, sizeof gdtr);
+  memcpy(page + (ap_trampoline_gdtr - ap_trampoline), &tgdtr, sizeof tgdtr);
   ap_boot_stack = stack_top;
+  ap_boot_cr3 = read_cr3();
 
   lapic_write(LAPIC_ESR, 0);
   lapic_send_ipi(apic_id, ICR_INIT | ICR_LEVEL | ICR_ASSERT);

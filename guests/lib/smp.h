@@ -2,7 +2,7 @@
  * Multiprocessor support for the guest kernels: the ACPI MADT walk (ACPI 6.5, 5.2.5 and
  * 5.2.12), the local APIC's registers (SDM Vol. 3A, chapter 11), PIT channel 2 delays
  * (Intel 8254 data sheet, mode 0) and the INIT-SIPI-SIPI start-up of an application
- * processor (SDM Vol. 3A, 9.4.4).
+ * processor (SDM Vol. 3A, 10.4.4).
  */
 #ifndef SHV_SMP_H
 #define SHV_SMP_H
@@ -76,7 +76,9 @@ extern u32 pit_polls;
 void pit_stopwatch_start(void);
 u32 pit_elapsed_us(void);
 
-/* The AP start-up: the AP runs ap_main() (the kernel provides it) on `stack_top`. */
+/* The AP start-up: the AP runs ap_main() (the kernel provides it) on `stack_top`, in
+   32-bit protected mode with paging off (32-bit kernels) or in 64-bit mode on the BSP's
+   page tables (amd64: CR3 as the BSP has it when it calls smp_start_ap, below 4 GiB). */
 void ap_main(void);
 /* INIT, INIT de-assert, 10 ms, SIPI, 200 us, SIPI if *started is still 0, then waits up
    to 100 ms for *started. Returns 1 when the AP set it. */

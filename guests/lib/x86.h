@@ -171,4 +171,32 @@ static inline u16 read_tr(void) {
 static inline void load_ds(u16 sel) { __asm__ volatile("movw %0, %%ds" ::"r"(sel) : "memory"); }
 static inline void load_es(u16 sel) { __asm__ volatile("movw %0, %%es" ::"r"(sel) : "memory"); }
 
+/* The operand of SGDT/SIDT/LGDT/LIDT: a limit and a base as wide as the mode (6 bytes in
+   32-bit code, 10 in 64-bit mode; SDM Vol. 2, LGDT/LIDT). */
+struct __attribute__((packed)) pseudo_descriptor {
+  u16 limit;
+  uptr base;
+};
+static inline void sgdt(struct pseudo_descriptor *d) { __asm__ volatile("sgdt %0" : "=m"(*d)); }
+static inline void sidt(struct pseudo_descriptor *d) { __asm__ volatile("sidt %0" : "=m"(*d)); }
+
+/* LAR: the access rights of a descriptor (dword 2 masked with 00FxFF00H; SDM Vol. 2, LAR), or 0
+   when the selector is not accessible. */
+#define LAR_L (1u << 21) /* the L flag of a code segment: 64-bit code */
+static inline u32 lar(u16 selector) {
+  u32 ar = 0;
+  __asm__ volatile("lar %1, %0" : "+r"(ar) : "rm"((u32)selector) : "cc");
+  return ar;
+}
+
+/* A processor's operating mode as the smp kernel compares it between CPUs: the control
+   registers and, in IA-32e mode, IA32_EFER and the L flag of CS (0 in the 32-bit runtime,
+   which does not use IA32_EFER: an i686 need not have it). kernel.h and kernel64.h read and
+   load it (cpu_mode_read, cpu_mode_load). */
+struct cpu_mode {
+  uptr cr0, cr3, cr4;
+  u64 efer;
+  u32 cs_l;
+};
+
 #endif
