@@ -51,13 +51,14 @@ export const CR4_PCE = 1 << 8; // RDPMC at any CPL
 export const CR4_OSFXSR = 1 << 9; // OS supports FXSAVE/FXRSTOR
 export const CR4_OSXMMEXCPT = 1 << 10; // OS supports SIMD exceptions
 export const CR4_UMIP = 1 << 11; // SGDT, SIDT, SLDT, SMSW, STR are CPL-0 only
+export const CR4_VMXE = 1 << 13; // VMX enable: VMXON is allowed (SDM Vol. 3C, 24.7)
 export const CR4_FSGSBASE = 1 << 16; // RDFSBASE and friends at any CPL
 export const CR4_PCIDE = 1 << 17; // process-context identifiers in CR3[11:0]
 export const CR4_SMEP = 1 << 20; // supervisor-mode execution prevention
 export const CR4_SMAP = 1 << 21; // supervisor-mode access prevention
 /**
  * CR4 bits this CPU implements, matching what CPUID advertises; setting any other bit
- * raises #GP(0). VME, VMXE and the rest arrive with their features.
+ * raises #GP(0). VME and the rest arrive with their features.
  */
 export const CR4_VALID =
   CR4_TSD |
@@ -66,6 +67,7 @@ export const CR4_VALID =
   CR4_PAE |
   CR4_PGE |
   CR4_UMIP |
+  CR4_VMXE |
   CR4_FSGSBASE |
   CR4_PCIDE |
   CR4_SMEP |

@@ -22,6 +22,7 @@ const FEAT_CMOV = 1 << 15; // CMOVcc
 const FEAT_PAT = 1 << 16; // IA32_PAT
 const FEAT_PSE36 = 1 << 17; // 4 MiB pages above 4 GiB
 // CPUID.1:ECX bits.
+const FEAT2_VMX = 1 << 5; // VMX (vmx/: VMXON and the rest, SDM Vol. 3C, 24.6)
 const FEAT2_X2APIC = 1 << 21; // x2APIC mode through IA32_APIC_BASE and MSRs 0x800+
 const FEAT2_TSC_DEADLINE = 1 << 24; // the LAPIC timer's TSC-deadline mode
 // CPUID.(EAX=7,ECX=0) bits.
@@ -73,7 +74,7 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
       CPUID_SIGNATURE,
       // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
       ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
-      FEAT2_CX16 | FEAT2_PCID | (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0),
+      FEAT2_VMX | FEAT2_CX16 | FEAT2_PCID | (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0),
       (edx | FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36 | (apic ? FEAT_APIC : 0)) >>> 0,
     ];
   },

@@ -6,6 +6,7 @@
 import { EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, FS, GP, GS } from "./arch.js";
 import { fault } from "./fault.js";
 import type { Cpu } from "./cpu.js";
+import { CAPABILITY_MSR_NAMES, CAPABILITY_MSRS } from "./vmx/capabilities.js";
 
 /** A 64-bit MSR value as [low dword, high dword], both uint32. */
 export type Msr64 = [number, number];
@@ -42,6 +43,10 @@ export const IA32_GS_BASE = 0xc0000101;
 export const IA32_KERNEL_GS_BASE = 0xc0000102;
 /** IA32_APIC_BASE bit 8: this processor is the bootstrap processor. */
 export const APIC_BASE_BSP = 1 << 8;
+/** IA32_FEATURE_CONTROL bit 0: lock; the MSR cannot be written until RESET (SDM 24.7). */
+export const FEATURE_CONTROL_LOCK = 1 << 0;
+/** IA32_FEATURE_CONTROL bit 2: VMXON is allowed outside SMX operation (SDM 24.7). */
+export const FEATURE_CONTROL_VMX_OUTSIDE_SMX = 1 << 2;
 
 const ALL: Msr64 = [0xffffffff, 0xffffffff];
 const NONE: Msr64 = [0, 0];
@@ -66,8 +71,14 @@ const TABLE: MsrDef[] = [
     writable: [0xfffff900, PHYS36_HI],
     readOnly: [0x100, 0],
   },
-  // Bit 0 lock, bit 2 VMX outside SMX: VMX arrives with its issue, so only the lock exists.
-  { index: IA32_FEATURE_CONTROL, name: "IA32_FEATURE_CONTROL", reset: NONE, writable: [1, 0] },
+  // Bit 0 lock, bit 2 VMX outside SMX (no SMX, so bit 1 is reserved). SHV has no firmware
+  // code; the MSR starts as a BIOS leaves it for a hypervisor: locked, VMX enabled.
+  {
+    index: IA32_FEATURE_CONTROL,
+    name: "IA32_FEATURE_CONTROL",
+    reset: [FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0],
+    writable: [FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0],
+  },
   { index: 0x8b, name: "IA32_BIOS_SIGN_ID", reset: NONE, writable: ALL },
   // MTRR capability: 8 variable ranges, fixed ranges, write-combining (SDM 12.11.1).
   { index: 0xfe, name: "IA32_MTRRCAP", reset: [0x508, 0], writable: NONE },
@@ -152,6 +163,15 @@ const TABLE: MsrDef[] = [
     read: (c) => [c.segs[GS].base >>> 0, c.segs[GS].baseHi >>> 0],
     write: (c, v) => setBase(c, GS, v),
   },
+  // The VMX capability MSRs (SDM Vol. 3D, Appendix A): read-only, values derived in
+  // vmx/capabilities.ts from what is implemented.
+  ...[...CAPABILITY_MSRS].map(([index, value]): MsrDef => ({
+    index,
+    name: CAPABILITY_MSR_NAMES[index],
+    reset: value,
+    writable: NONE,
+    write: () => fault(GP, 0),
+  })),
   {
     index: IA32_KERNEL_GS_BASE,
     name: "IA32_KERNEL_GS_BASE",
@@ -218,6 +238,16 @@ export class MsrFile {
   }
   writeTsc(v: Msr64): void {
     this.tscOffset = v[1] * 0x100000000 + v[0] - this.now();
+  }
+
+  /**
+   * Sets an MSR as firmware or a test harness would leave it, without WRMSR's checks and
+   * side effects (e.g. an unlocked IA32_FEATURE_CONTROL).
+   */
+  load(index: number, lo: number, hi: number): void {
+    const d = BY_INDEX.get(index >>> 0);
+    if (d === undefined) throw new Error(`no MSR 0x${(index >>> 0).toString(16)}`);
+    this.values.set(d.index >>> 0, [lo >>> 0, hi >>> 0]);
   }
 
   /** RDMSR (SDM Vol. 2): #GP(0) for an index that does not exist. */

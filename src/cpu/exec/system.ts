@@ -67,6 +67,7 @@ import { fault } from "../fault.js";
 import { AC, CF, DF, IF, IOPL, IOPL_SHIFT, RF, VM, ZF } from "../flags.js";
 import { loadPdptes, MAXPHYADDR } from "../mmu.js";
 import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP, IA32_TSC_AUX } from "../msr.js";
+import { cr0AllowedInVmx, cr4AllowedInVmx } from "../vmx/capabilities.js";
 import { descriptorAr, descriptorBase, descriptorLimit } from "../segreg.js";
 import { readDescriptor, readSystemDescriptorHigh } from "../segment.js";
 import type { Cpu } from "../cpu.js";
@@ -242,6 +243,8 @@ export function writeCr0(c: Cpu, v: number): void {
   if (v & ~CR0_VALID) fault(GP, 0);
   if (v & CR0_PG && !(v & CR0_PE)) fault(GP, 0);
   if (v & CR0_NW && !(v & CR0_CD)) fault(GP, 0);
+  // In VMX operation the IA32_VMX_CR0_FIXED0/1 bits hold (SDM Vol. 3C, 24.8).
+  if (c.vmx.on && !cr0AllowedInVmx(c, v)) fault(GP, 0);
   const changed = c.cr0 ^ v;
   if (changed & CR0_PG) {
     if (v & CR0_PG && c.msr.efer & EFER_LME) {
@@ -262,8 +265,10 @@ export function writeCr0(c: Cpu, v: number): void {
   c.modeChanged();
 }
 
-function writeCr4(c: Cpu, v: number): void {
+export function writeCr4(c: Cpu, v: number): void {
   if (v & ~CR4_VALID) fault(GP, 0);
+  // In VMX operation CR4.VMXE cannot be cleared, nor other fixed bits changed (24.8).
+  if (c.vmx.on && !cr4AllowedInVmx(v)) fault(GP, 0);
   const changed = c.cr4 ^ v;
   if (c.longMode && !(v & CR4_PAE)) fault(GP, 0); // IA-32e mode needs PAE
   // PCIDs exist only in IA-32e mode, and are turned on only with PCID 0 current (4.10.1).
