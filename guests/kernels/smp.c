@@ -29,6 +29,7 @@ struct cpu {
   volatile u32 nmis;
   volatile u32 timer_done;
   volatile u32 parked;
+  volatile uptr nmi_frame; /* where the NMI handler's frame was */
   struct cpu_mode mode;
 };
 
@@ -55,10 +56,25 @@ static int timer_interrupt(struct trapframe *f) {
 }
 
 static int nmi(struct trapframe *f) {
-  (void)f;
   struct cpu *c = this_cpu();
-  if (c) c->nmis++;
+  if (c) {
+    c->nmis++;
+    c->nmi_frame = (uptr)f;
+  }
   return 1;
+}
+
+/* An AP's NMI ran on its own stack: the IST2 stack of its own TSS (amd64), else the stack it
+   was interrupted on, its own (ap_stacks). */
+static int nmi_on_own_stack(int i) {
+  size_t size;
+  const u8 *stack = ap_nmi_stack(&ap_descs[i], &size);
+  if (!stack) {
+    stack = ap_stacks[i];
+    size = AP_STACK_SIZE;
+  }
+  uptr frame = cpus[i].nmi_frame;
+  return frame >= (uptr)stack && frame < (uptr)stack + size;
 }
 
 /* Spurious interrupts need no EOI (SDM Vol. 3A, 11.9). */
@@ -203,7 +219,10 @@ int kmain(u32 magic, struct multiboot_info *info) {
     printf(" timer_ticks=%u nmis=%u\n", c->ticks, c->nmis);
     check("cpu_mode", mode_equal(&c->mode, &bsp_mode), "CPU %d in the BSP's mode", i);
     check("cpu_timer", c->ticks >= LAPIC_TICKS, "CPU %d took %u timer interrupts", i, c->ticks);
-    if (i > 0) check("cpu_nmi", c->nmis == 1 && c->parked, "CPU %d took %u NMI", i, c->nmis);
+    if (i > 0) {
+      check("cpu_nmi", c->nmis == 1 && c->parked, "CPU %d took %u NMI", i, c->nmis);
+      check("cpu_nmi_stack", nmi_on_own_stack(i), "CPU %d's NMI frame at 0x%llx", i, (u64)c->nmi_frame);
+    }
   }
   /* Numbers that vary from run to run on hardware; on SHV every run prints the same. */
   printf("bsp: %u PIT polls, TSC 0x%llx at the end\n", pit_polls, rdtsc());

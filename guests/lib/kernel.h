@@ -125,6 +125,13 @@ struct ap_desc {
   struct tss tss;
 };
 void desc_init_ap(struct ap_desc *d);
+/* The stack an AP's NMI handler runs on: NULL, the stack it interrupted (an interrupt gate to
+   CPL 0 from CPL 0 switches no stack outside IA-32e mode). */
+static inline u8 *ap_nmi_stack(struct ap_desc *d, size_t *size) {
+  (void)d;
+  *size = 0;
+  return NULL;
+}
 
 /* The mode an AP takes from the BSP (struct cpu_mode in x86.h): the control registers. */
 #define RUNTIME_LONG_MODE 0

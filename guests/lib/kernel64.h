@@ -85,6 +85,11 @@ struct ap_desc {
   u8 nmi_stack[AP_IST_STACK_SIZE] __attribute__((aligned(16)));
 };
 void desc_init_ap(struct ap_desc *d);
+/* The stack an AP's NMI handler runs on: its IST2 stack. */
+static inline u8 *ap_nmi_stack(struct ap_desc *d, size_t *size) {
+  *size = sizeof d->nmi_stack;
+  return d->nmi_stack;
+}
 
 /* The mode an AP takes from the BSP (struct cpu_mode in x86.h). */
 #define RUNTIME_LONG_MODE 1
