@@ -7,6 +7,7 @@
 import {
   ActivityState,
   type CpuHost,
+  type TscAlarm,
   type InterruptLines,
   type MultibootEntry,
   type Vcpu,
@@ -51,7 +52,7 @@ import {
 } from "./arch.js";
 import { AC, Flags, IF, RF, TF, VM } from "./flags.js";
 import { checkCodeBreakpoint, DebugState } from "./debug.js";
-import { Fault, fault } from "./fault.js";
+import { DebugException, Fault, fault } from "./fault.js";
 import { SegReg } from "./segreg.js";
 import { Instr, decode } from "./decode.js";
 import {
@@ -76,6 +77,15 @@ import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
 import { VmxState } from "./vmx/state.js";
 import { VmExitSignal, VmxAbortSignal } from "./vmx/exit.js";
+import {
+  haltInterruptible,
+  monitorTrap,
+  nonRootEvents,
+  preemptionTimerFired,
+} from "./vmx/events.js";
+import { nonRootInstruction } from "./vmx/nonroot.js";
+import { Proc } from "./vmx/controls.js";
+import { F } from "./vmx/fields.js";
 import { TlbSet, type TlbBank } from "./vmx/tlb.js";
 import type { EptContext } from "./vmx/ept.js";
 
@@ -141,13 +151,16 @@ export class Cpu implements Vcpu {
 
   // ---- implementation state ----
   instructionsRetired = 0;
+  // The interrupt inputs' latches; VMX non-root operation takes them in vmx/events.ts.
   /** Something on the interrupt inputs may need attention at the next boundary. */
-  private eventPending = false;
-  private nmiPending = false;
-  private initPending = false;
+  eventPending = false;
+  nmiPending = false;
+  initPending = false;
   /** Vector of a startup IPI not yet taken, or -1. */
-  private sipiVector = -1;
-  private lines: InterruptLines | null = null;
+  sipiVector = -1;
+  lines: InterruptLines | null = null;
+  /** The VMX-preemption timer's alarm on the machine's clock, when it has one (events.ts). */
+  readonly preemptionAlarm: TscAlarm | null;
   private stopRequested = false;
   readonly mem: PhysicalMemory;
   readonly io: Bus;
@@ -189,6 +202,8 @@ export class Cpu implements Vcpu {
     this.ramView = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
     this.msr = new MsrFile(this);
     this.code = codeCacheFor(host.mem);
+    this.preemptionAlarm =
+      host.alarm?.(`cpu${id} VMX-preemption timer`, () => preemptionTimerFired(this)) ?? null;
     this.code.watch((page) => this.dropWritePermission(page));
     this.reset();
   }
@@ -279,8 +294,11 @@ export class Cpu implements Vcpu {
    * MOV SS) keeps the check armed.
    */
   private takeEvents(): void {
+    if (this.vmx.nonRoot) return nonRootEvents(this);
     this.eventPending = false;
-    if (this.initPending) {
+    // INIT is blocked in VMX root operation (SDM Vol. 3C, 24.8); it waits for VM entry
+    // (where it exits) or VMXOFF.
+    if (this.initPending && !this.vmx.on) {
       this.initPending = false;
       // INIT resets the processor; an AP then waits for a startup IPI (SDM Vol. 3A, 10.4).
       const keep = this.msr.readTsc();
@@ -339,9 +357,13 @@ export class Cpu implements Vcpu {
       try {
         if (this.eventPending) this.takeEvents();
         if (this.activity !== ActivityState.Active) {
-          return { kind: "halt", interruptsEnabled: (this.flags.word & IF) !== 0 };
+          const wakeable = this.vmx.nonRoot
+            ? haltInterruptible(this)
+            : (this.flags.word & IF) !== 0;
+          return { kind: "halt", interruptsEnabled: wakeable };
         }
-        this.runBlock(end);
+        if (this.vmx.nonRoot) this.runBlockNonRoot(end);
+        else this.runBlock(end);
       } catch (e) {
         // A VM exit has loaded the host state: carry on with the host (vmx/exit.ts).
         if (e instanceof VmExitSignal) continue;
@@ -373,7 +395,8 @@ export class Cpu implements Vcpu {
     ) {
       if (this.eventPending) {
         this.takeEvents();
-        if (this.activity !== ActivityState.Active) return;
+        // A VM entry (which always sets eventPending) switches to the non-root loop.
+        if (this.activity !== ActivityState.Active || this.vmx.nonRoot) return;
       }
       const tf = this.flags.word & TF;
       // Instruction breakpoints are checked before the instruction (unless EFLAGS.RF), and
@@ -389,6 +412,46 @@ export class Cpu implements Vcpu {
       if ((tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0) || this.debug.hits !== 0) {
         this.debugTrap(tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0);
       }
+    }
+  }
+
+  /**
+   * runBlock in VMX non-root operation (SDM Vol. 3C, chapter 26): instructions whose
+   * opcode-table row names a VM exit ask nonRootInstruction first (vmx/nonroot.ts), the
+   * blocking state before each instruction is kept for fault-like exits, and the monitor
+   * trap flag exits after each instruction, ahead of its debug trap (26.5.2). Ends at
+   * every VM exit (thrown) and leaves it to run() to pick the loop again.
+   */
+  private runBlockNonRoot(end: number): void {
+    const cs = this.segs[CS];
+    const ev = this.vmx.events;
+    const mtf = (this.vmx.vmcs.read(F.ProcBasedControls) & Proc.MonitorTrapFlag) !== 0;
+    while (
+      this.instructionsRetired < end &&
+      !this.stopRequested &&
+      this.activity === ActivityState.Active
+    ) {
+      if (this.eventPending) {
+        this.takeEvents();
+        if (this.activity !== ActivityState.Active || !this.vmx.nonRoot) return;
+      }
+      const tf = this.flags.word & TF;
+      if (this.debug.code !== 0 && !(this.flags.word & RF)) checkCodeBreakpoint(this);
+      this.flags.word &= ~RF;
+      const i = this.fetchDecoded(cs);
+      ev.blockingBefore = this.blocking;
+      this.blocking = 0;
+      if (i.entry.exit === undefined || !nonRootInstruction(this, i)) i.exec(this, i);
+      this.eip = this.nextEip;
+      this.instructionsRetired++;
+      const singleStep = tf !== 0 && (this.blocking & BLOCKING_MOV_SS) === 0;
+      if (mtf) {
+        const bits =
+          singleStep || this.debug.hits !== 0 ? this.debug.hits | (singleStep ? DR6_BS : 0) : 0;
+        this.debug.hits = 0;
+        monitorTrap(this, bits);
+      }
+      if (singleStep || this.debug.hits !== 0) this.debugTrap(singleStep);
     }
   }
 
@@ -436,9 +499,9 @@ export class Cpu implements Vcpu {
   /** TF was set when the instruction began: a #DB trap follows it (SDM Vol. 3B, 18.3.1.4). */
   /** The #DB trap after an instruction: single-step (BS) and data/I/O breakpoint hits. */
   private debugTrap(singleStep: boolean): void {
-    this.dr[6] |= this.debug.hits | (singleStep ? DR6_BS : 0);
+    const bits = this.debug.hits | (singleStep ? DR6_BS : 0);
     this.debug.hits = 0;
-    deliverException(this, new Fault(1), true);
+    deliverException(this, new DebugException(bits), true);
   }
 
   // ---------------------------------------------------------------- mode bookkeeping

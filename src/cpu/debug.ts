@@ -88,6 +88,5 @@ export function checkCodeBreakpoint(c: Cpu): void {
     if (c.debug.code & (1 << n) && breakpointAddress(c, n) === lin) hit |= 1 << n;
   }
   if (hit === 0) return;
-  c.dr[6] |= hit;
-  throw new CodeBreakpoint();
+  throw new CodeBreakpoint(hit); // DR6.Bn are set at delivery (fault.ts, DebugException)
 }

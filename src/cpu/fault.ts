@@ -22,3 +22,18 @@ export class Fault {
 export function fault(vector: number, errorCode = -1): never {
   throw new Fault(vector, errorCode);
 }
+
+/**
+ * A debug exception (#DB) with the DR6 bits it reports (B0-B3, BD, BS). They are written
+ * into DR6 when the exception is delivered, not when it is raised: a #DB that causes a VM
+ * exit leaves DR6 alone and reports them in the exit qualification (SDM Vol. 3C, 27.1).
+ * `clearGd`: the general-detect fault, which also clears DR7.GD at delivery.
+ */
+export class DebugException extends Fault {
+  constructor(
+    readonly dr6: number,
+    readonly clearGd = false,
+  ) {
+    super(1);
+  }
+}

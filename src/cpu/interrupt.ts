@@ -29,8 +29,9 @@ import {
   SYS_TRAP_GATE32,
   TS,
   EXCEPTION_NAMES,
+  DR7_GD,
 } from "./arch.js";
-import { Fault, fault } from "./fault.js";
+import { DebugException, Fault, fault } from "./fault.js";
 import { PageFault } from "./mmu.js";
 import { AC, IF, NT, RF, TF, VM } from "./flags.js";
 import { descriptorAr } from "./segreg.js";
@@ -38,6 +39,7 @@ import { checkStackSegment, commitSegment, readDescriptor } from "./segment.js";
 import { taskSwitch, TaskSwitchReason } from "./task.js";
 import { deliverEvent64 } from "./interrupt64.js";
 import type { Cpu } from "./cpu.js";
+import { afterDelivery, beforeDelivery, exceptionExit, tripleFaultExit } from "./vmx/events.js";
 
 /** Interruption types, numbered as in the VMCS interruption-information field (SDM 25.8.3). */
 export const enum EventType {
@@ -49,12 +51,8 @@ export const enum EventType {
   SoftwareException = 6, // INT3, INTO
 }
 
-/** The #DB fault of an instruction breakpoint (DR6.Bn already set). */
-export class CodeBreakpoint extends Fault {
-  constructor() {
-    super(1);
-  }
-}
+/** The #DB fault of an instruction breakpoint, with the DR6.Bn bits of the matches. */
+export class CodeBreakpoint extends DebugException {}
 
 /** The processor shut down: an exception while delivering a double fault. */
 export class TripleFault extends Error {
@@ -89,17 +87,28 @@ export function deliverException(c: Cpu, first: Fault, trap = false): void {
   const where = `${c.segs[CS].selector.toString(16).padStart(4, "0")}:${(c.eip >>> 0).toString(16).padStart(8, "0")}`;
   const chain = [`${first.toString()} at ${where}`];
   let f = first;
+  // A double fault made of two exceptions is not "during event delivery" for VMX.
+  let direct = false;
   for (;;) {
     try {
+      // In VMX non-root operation the exception bitmap may turn it into a VM exit, before
+      // CR2 or DR6 change (vmx/events.ts).
+      if (c.vmx.nonRoot) exceptionExit(c, f, direct);
       if (f instanceof PageFault) c.cr2 = f.linear;
+      else if (f instanceof DebugException) {
+        c.dr[6] |= f.dr6;
+        if (f.clearGd) c.dr[7] &= ~DR7_GD;
+      }
       deliverEvent(c, f.vector, EventType.HardwareException, f.errorCode, c.eip);
       return;
     } catch (e) {
       if (!(e instanceof Fault)) throw e;
+      c.vmx.events.injecting = false; // a nested fault is not the injected event
       chain.push(`${e.toString()} while delivering ${EXCEPTION_NAMES[f.vector] ?? f.vector}`);
       const first = classOf(f.vector);
       const second = classOf(e.vector);
       if (f.vector === DF_VEC && second !== Class.Benign) {
+        if (c.vmx.nonRoot) tripleFaultExit(c);
         throw new TripleFault(chain.join(" -> "));
       }
       if (
@@ -107,9 +116,11 @@ export function deliverException(c: Cpu, first: Fault, trap = false): void {
         (first === Class.PageFault && second !== Class.Benign)
       ) {
         f = new Fault(DF_VEC, 0);
+        direct = true;
         chain.push("#DF(0x0)");
       } else {
         f = e; // handled serially
+        direct = false;
       }
     }
   }
@@ -120,6 +131,21 @@ export function deliverException(c: Cpu, first: Fault, trap = false): void {
  * `returnEip` as the saved instruction pointer. On return CS:EIP is the handler entry.
  */
 export function deliverEvent(
+  c: Cpu,
+  vector: number,
+  type: EventType,
+  errorCode: number,
+  returnEip: number,
+): void {
+  if (!c.vmx.nonRoot) return deliverThroughIdt(c, vector, type, errorCode, returnEip);
+  // VMX non-root operation: INT3/INTO/INT1 meet the exception bitmap, and an exit during
+  // the delivery reports the event as IDT-vectoring information (vmx/events.ts).
+  beforeDelivery(c, vector, type, errorCode, returnEip);
+  deliverThroughIdt(c, vector, type, errorCode, returnEip);
+  afterDelivery(c);
+}
+
+function deliverThroughIdt(
   c: Cpu,
   vector: number,
   type: EventType,

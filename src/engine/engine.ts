@@ -26,6 +26,18 @@ export interface CpuHost {
    * calls this before carrying out each of this vCPU's device accesses.
    */
   readonly select?: () => void;
+  /**
+   * An alarm on the machine's virtual clock for this vCPU (the VMX-preemption timer):
+   * `fire` runs when the time comes, as device timers do, so a halted vCPU wakes and a
+   * running one stops in time. Without it the vCPU polls its TSC.
+   */
+  readonly alarm?: (name: string, fire: () => void) => TscAlarm;
+}
+
+/** A one-shot alarm on the virtual clock, in TSC ticks from now. */
+export interface TscAlarm {
+  armIn(ticks: number): void;
+  disarm(): void;
 }
 
 /**

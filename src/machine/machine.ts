@@ -113,6 +113,14 @@ export class Machine {
           apic,
           tsc: () => this.clock.tsc(),
           select: () => (this.platform.current = id),
+          alarm: (name, fire) => {
+            const timer = this.clock.timer(name, fire);
+            // The TSC counts nanoseconds of virtual time (clock.ts).
+            return {
+              armIn: (ticks) => timer.arm(this.clock.now() + ticks),
+              disarm: () => timer.disarm(),
+            };
+          },
         },
         id,
       );

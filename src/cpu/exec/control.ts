@@ -36,6 +36,7 @@ import { IF, IOPL, IOPL_SHIFT, NT, VIF, VIP, VM, WRITABLE } from "../flags.js";
 import { descriptorAr, descriptorLimit } from "../segreg.js";
 import { checkStackSegment, commitSegment, readDescriptor, segAddr } from "../segment.js";
 import { deliverEvent, EventType, loadStackSeg, pushSys, tssStack } from "../interrupt.js";
+import { iretNmiUnblocking } from "../vmx/events.js";
 import { taskSwitch, TaskSwitchReason } from "../task.js";
 import type { Cpu } from "../cpu.js";
 import { callGate64, iret64 } from "./system64.js";
@@ -484,8 +485,10 @@ export const int1: Handler = (c) =>
 
 /** IRET/IRETD (CF) (SDM Vol. 2, IRET). */
 export const iret: Handler = (c, i) => {
-  // IRET ends NMI blocking even when it faults (SDM Vol. 3A, 6.7.1).
-  c.nmiBlocked = false;
+  // IRET ends NMI blocking even when it faults (SDM Vol. 3A, 6.7.1); VMX non-root
+  // operation changes which blocking it ends (vmx/events.ts).
+  if (c.vmx.nonRoot) iretNmiUnblocking(c);
+  else c.nmiBlocked = false;
   if (c.longMode) return iret64(c, i.osize);
   const size = i.osize >> 3;
   const iopl = (c.flags.word & IOPL) >> IOPL_SHIFT;

@@ -31,7 +31,6 @@ import {
   CR4_UMIP,
   CR4_VALID,
   CS,
-  DB,
   DR6_BD,
   DR6_FIXED1,
   DR7_FIXED1,
@@ -63,7 +62,7 @@ import {
   EFER_LME,
 } from "../arch.js";
 import { cpuid } from "../cpuid.js";
-import { fault } from "../fault.js";
+import { DebugException, fault } from "../fault.js";
 import { AC, CF, DF, IF, IOPL, IOPL_SHIFT, RF, VM, ZF } from "../flags.js";
 import { loadPdptes, MAXPHYADDR } from "../mmu.js";
 import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP, IA32_TSC_AUX } from "../msr.js";
@@ -73,6 +72,7 @@ import { readDescriptor, readSystemDescriptorHigh } from "../segment.js";
 import type { Cpu } from "../cpu.js";
 import { ActivityState } from "../../engine/engine.js";
 import type { Handler } from "../opcodes.js";
+import { guestVisibleCr0 } from "../vmx/nonroot.js";
 import { canonical, ea, getReg, memAddr, readE, setReg, writeE } from "./operands.js";
 
 /** #GP(0) unless at CPL 0 (and not in V86 mode, where CPL is 3). */
@@ -224,8 +224,10 @@ export const ltr: Handler = (c, i) => {
 
 export const smsw: Handler = (c, i) => {
   checkUmip(c);
-  if (i.mod === 3) setReg(c, i.rm, i.osize, c.cr0);
-  else writeE(c, i, 16, c.cr0);
+  // In VMX non-root operation host-owned bits read from the CR0 read shadow (SDM 26.3).
+  const cr0 = c.vmx.nonRoot ? guestVisibleCr0(c) : c.cr0;
+  if (i.mod === 3) setReg(c, i.rm, i.osize, cr0);
+  else writeE(c, i, 16, cr0);
 };
 
 /** LMSW: loads PE, MP, EM and TS; it can set PE but never clear it. */
@@ -363,10 +365,8 @@ export const movDr =
     }
     requireCpl0(c);
     if (c.dr[7] & DR7_GD) {
-      // General detect: the access itself raises #DB, with BD set and GD cleared.
-      c.dr[6] |= DR6_BD;
-      c.dr[7] &= ~DR7_GD;
-      fault(DB);
+      // General detect: the access itself raises #DB, which sets BD and clears GD.
+      throw new DebugException(DR6_BD, true);
     }
     const width = c.mode64 ? 64 : 32;
     if (!toDr) {
