@@ -54,6 +54,7 @@ export const CR4_UMIP = 1 << 11; // SGDT, SIDT, SLDT, SMSW, STR are CPL-0 only
 export const CR4_VMXE = 1 << 13; // VMX enable: VMXON is allowed (SDM Vol. 3C, 24.7)
 export const CR4_FSGSBASE = 1 << 16; // RDFSBASE and friends at any CPL
 export const CR4_PCIDE = 1 << 17; // process-context identifiers in CR3[11:0]
+export const CR4_OSXSAVE = 1 << 18; // XSAVE feature set and XCR0 enabled (fpu.ts, exec/xsave.ts)
 export const CR4_SMEP = 1 << 20; // supervisor-mode execution prevention
 export const CR4_SMAP = 1 << 21; // supervisor-mode access prevention
 /**
@@ -66,10 +67,13 @@ export const CR4_VALID =
   CR4_PSE |
   CR4_PAE |
   CR4_PGE |
+  CR4_OSFXSR |
+  CR4_OSXMMEXCPT |
   CR4_UMIP |
   CR4_VMXE |
   CR4_FSGSBASE |
   CR4_PCIDE |
+  CR4_OSXSAVE |
   CR4_SMEP |
   CR4_SMAP;
 

@@ -75,6 +75,7 @@ import { deliverEvent, deliverException, EventType, TripleFault } from "./interr
 import { MsrFile } from "./msr.js";
 import { codeCacheFor, type CodeCache } from "./code-cache.js";
 import { disassemble } from "./disasm.js";
+import { FpuState } from "./fpu.js";
 import { VmxState } from "./vmx/state.js";
 import { VmExitSignal, VmxAbortSignal } from "./vmx/exit.js";
 import {
@@ -146,6 +147,8 @@ export class Cpu implements Vcpu {
 
   /** Breakpoints armed in DR7 (debug.ts), and data/I/O breakpoint hits awaiting their trap. */
   readonly debug = new DebugState();
+  /** x87, MXCSR, XMM registers and XCR0 (fpu.ts). */
+  readonly fpu = new FpuState();
   /** VMX operation: root/non-root, VMXON pointer, current and active VMCSs (vmx/state.ts). */
   readonly vmx = new VmxState();
 
@@ -235,6 +238,7 @@ export class Cpu implements Vcpu {
     this.cpl = 0;
     this.msr.reset();
     this.vmx.reset();
+    this.fpu.reset();
     // After RESET the bootstrap processor runs; the others wait for INIT-SIPI-SIPI
     // (SDM Vol. 3A, 10.4.1: the BIOS parks them, here they start parked).
     this.activity = this.id === 0 ? ActivityState.Active : ActivityState.WaitForSipi;
@@ -301,8 +305,12 @@ export class Cpu implements Vcpu {
     if (this.initPending && !this.vmx.on) {
       this.initPending = false;
       // INIT resets the processor; an AP then waits for a startup IPI (SDM Vol. 3A, 10.4).
+      // INIT leaves the x87 and SSE state and XCR0 as they were (SDM Vol. 3A, 10.1.1).
       const keep = this.msr.readTsc();
+      const fpu = new FpuState();
+      fpu.copyFrom(this.fpu);
       this.reset();
+      this.fpu.copyFrom(fpu);
       this.msr.writeTsc(keep);
       this.activity = this.id === 0 ? ActivityState.Active : ActivityState.WaitForSipi;
     }

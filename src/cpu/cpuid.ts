@@ -4,10 +4,13 @@
  * is set names the code that implements it.
  */
 import type { Cpu } from "./cpu.js";
+import { CR4_OSXSAVE } from "./arch.js";
+import { XCR0_SUPPORTED, XSAVE_AREA_SIZE } from "./fpu.js";
 
 type Regs = [eax: number, ebx: number, ecx: number, edx: number];
 
 // CPUID.1:EDX feature bits (SDM Vol. 2, Table 3-11) that this CPU implements.
+const FEAT_FPU = 1 << 0; // the x87 FPU on chip (fpu.ts, exec/x87*.ts)
 const FEAT_DE = 1 << 2; // CR4.DE: DR4/DR5 references raise #UD
 const FEAT_PSE = 1 << 3; // 4 MiB pages (mmu.ts)
 const FEAT_TSC = 1 << 4; // RDTSC, CR4.TSD
@@ -21,6 +24,7 @@ const FEAT_PGE = 1 << 13; // global pages
 const FEAT_CMOV = 1 << 15; // CMOVcc
 const FEAT_PAT = 1 << 16; // IA32_PAT
 const FEAT_PSE36 = 1 << 17; // 4 MiB pages above 4 GiB
+const FEAT_FXSR = 1 << 24; // FXSAVE/FXRSTOR and CR4.OSFXSR (exec/xsave.ts)
 // CPUID.1:ECX bits.
 const FEAT2_VMX = 1 << 5; // VMX (vmx/: VMXON and the rest, SDM Vol. 3C, 24.6)
 const FEAT2_X2APIC = 1 << 21; // x2APIC mode through IA32_APIC_BASE and MSRs 0x800+
@@ -41,11 +45,16 @@ const EXT_LM = 1 << 29; // IA-32e mode
 const EXT2_LAHF = 1 << 0; // LAHF/SAHF in 64-bit mode
 // CPUID.1:ECX bits (continued).
 const FEAT2_CX16 = 1 << 13; // CMPXCHG16B
+const FEAT2_XSAVE = 1 << 26; // XSAVE/XRSTOR, XSETBV/XGETBV, XCR0 and CR4.OSXSAVE
+const FEAT2_OSXSAVE = 1 << 27; // a copy of CR4.OSXSAVE
 const FEAT2_PCID = 1 << 17; // CR4.PCIDE (the TLB is flushed on PCID changes, which is allowed)
+
+// CPUID.(EAX=0DH,ECX=1):EAX bits.
+const XSAVE_XGETBV1 = 1 << 2; // XGETBV with ECX = 1 reads XCR0 AND XINUSE
 
 /** Family 6, model 0x3A (extended model 3, model 0xA), stepping 9. */
 export const CPUID_SIGNATURE = 0x000306a9;
-const MAX_BASIC = 0x7;
+const MAX_BASIC = 0xd;
 const MAX_EXTENDED = 0x80000008;
 
 function ascii4(s: string): number {
@@ -74,8 +83,22 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
       CPUID_SIGNATURE,
       // EBX: initial APIC ID (31:24), logical processors per package (23:16), CLFLUSH size/8.
       ((c.id << 24) | (1 << 16) | (8 << 8)) >>> 0,
-      FEAT2_VMX | FEAT2_CX16 | FEAT2_PCID | (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0),
-      (edx | FEAT_PGE | FEAT_CMOV | FEAT_PAT | FEAT_PSE36 | (apic ? FEAT_APIC : 0)) >>> 0,
+      (FEAT2_VMX |
+        FEAT2_CX16 |
+        FEAT2_PCID |
+        FEAT2_XSAVE |
+        (c.cr4 & CR4_OSXSAVE ? FEAT2_OSXSAVE : 0) |
+        (apic ? FEAT2_X2APIC | FEAT2_TSC_DEADLINE : 0)) >>>
+        0,
+      (edx |
+        FEAT_FPU |
+        FEAT_FXSR |
+        FEAT_PGE |
+        FEAT_CMOV |
+        FEAT_PAT |
+        FEAT_PSE36 |
+        (apic ? FEAT_APIC : 0)) >>>
+        0,
     ];
   },
   // Leaf 2: one iteration, no cache descriptors.
@@ -85,6 +108,17 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
     sub === 0
       ? [0, LEAF7_FSGSBASE | LEAF7_SMEP | LEAF7_INVPCID | LEAF7_SMAP, LEAF7_UMIP, 0]
       : [0, 0, 0, 0],
+  // Leaf 0DH: the XSAVE state components (SDM Vol. 2, Table 3-8; Vol. 1, 13.2). Sub-leaf 0:
+  // the XCR0 bits supported (x87, SSE), the area size for the bits XCR0 enables and for all
+  // supported ones (both in the 512-byte legacy region, plus the 64-byte header).
+  // Sub-leaf 1: of XSAVEOPT (bit 0), XSAVEC (1), XGETBV with ECX = 1 (2) and XSAVES (3),
+  // only XGETBV's XINUSE form exists.
+  0xd: (_c, sub) =>
+    sub === 0
+      ? [XCR0_SUPPORTED, XSAVE_AREA_SIZE, XSAVE_AREA_SIZE, 0]
+      : sub === 1
+        ? [XSAVE_XGETBV1, 0, 0, 0]
+        : [0, 0, 0, 0],
   0x80000000: () => [MAX_EXTENDED, 0, 0, 0],
   0x80000001: () => [
     0,

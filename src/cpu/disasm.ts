@@ -35,7 +35,7 @@ function memOperand(i: Instr, bits: number): string {
     const d = i.asize === 32 ? i.disp | 0 : i.disp;
     s += parts.length === 0 ? hex(d) : d < 0 ? `-${hex(-d)}` : `+${hex(d)}`;
   }
-  const size = { 8: "byte", 16: "word", 32: "dword", 64: "qword" }[bits] ?? "";
+  const size = { 8: "byte", 16: "word", 32: "dword", 64: "qword", 80: "tbyte" }[bits] ?? "";
   const seg = i.segOverride >= 0 ? `${SEG_NAMES[i.segOverride]}:` : "";
   return `${size ? `${size} ptr ` : ""}${seg}[${s}]`;
 }
@@ -46,14 +46,16 @@ function operand(spec: string, i: Instr, next: number, n: number): string {
   const widthOf = (t: string): number => ({ b: 8, w: 16, d: 32, v, z: v, q: 64 })[t] ?? v;
   // Literal registers first: their first letters would read as operand kinds.
   if (spec === "eAX") return regName(0, v);
-  if (/^(AL|CL|DX|[CDEFGS]S|1)$/.test(spec)) return spec.toLowerCase();
+  if (/^(AL|CL|DX|AX|[CDEFGS]S|1)$/.test(spec)) return spec.toLowerCase();
+  if (spec === "ST") return "st"; // x87 ST(0) and ST(i) (opcodes-fpu.ts)
+  if (spec === "STi") return `st(${i.rm & 7})`;
   const k = spec[0];
   const t = spec.slice(1);
   switch (k) {
     case "E":
       return i.mod === 3 ? regName(i.rm, widthOf(t)) : memOperand(i, widthOf(t));
     case "M":
-      return memOperand(i, t === "q" ? 64 : 0);
+      return memOperand(i, ({ w: 16, d: 32, q: 64, t: 80 } as Record<string, number>)[t] ?? 0);
     case "G":
       return regName(i.reg, widthOf(t));
     case "R":

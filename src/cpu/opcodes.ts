@@ -18,6 +18,7 @@ import * as Sy from "./exec/system.js";
 import * as S64 from "./exec/system64.js";
 import { Str, stringOp } from "./exec/string.js";
 import { ExitReason } from "./vmx/exit-reasons.js";
+import { FPU_ROWS } from "./opcodes-fpu.js";
 
 export type Handler = (cpu: Cpu, i: Instr) => void;
 
@@ -195,7 +196,6 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0x98, m: "cbw", o: "", exec: A.cbw },
   { op: 0x99, m: "cwd", o: "", exec: A.cwd },
   { op: 0x9a, m: "call", o: "Ap", exec: C.callFarImm, mode64: "i64" },
-  { op: 0x9b, m: "fwait", o: "", exec: Sy.fwait },
   { op: 0x9c, m: "pushf", o: "", exec: D.pushf, size64: "d64" },
   { op: 0x9d, m: "popf", o: "", exec: D.popf, size64: "d64" },
   { op: 0x9e, m: "sahf", o: "", exec: D.sahf },
@@ -226,7 +226,7 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0xd4, m: "aam", o: "Ib", exec: A.aam, mode64: "i64" },
   { op: 0xd5, m: "aad", o: "Ib", exec: A.aad, mode64: "i64" },
   { op: 0xd7, m: "xlat", o: "", exec: D.xlat },
-  ...REGS.map((k) => ({ op: 0xd8 + k, m: "(x87)", o: "Ev", exec: Sy.x87 })),
+  ...FPU_ROWS, // WAIT, D8-DF, FXSAVE/FXRSTOR and the XSAVE family (opcodes-fpu.ts)
   { op: 0xe0, m: "loopne", o: "Jb", exec: C.loop, size64: "f64" },
   { op: 0xe1, m: "loope", o: "Jb", exec: C.loop, size64: "f64" },
   { op: 0xe2, m: "loop", o: "Jb", exec: C.loop, size64: "f64" },

@@ -1,7 +1,7 @@
 /**
  * System and privileged instructions (SDM Vol. 2 and Vol. 3A, 2.8): descriptor-table
  * registers, control and debug registers, MSRs, CPUID, the TSC, HLT, interrupt flag,
- * LAR/LSL/VERR/VERW, SYSENTER/SYSEXIT and the x87 availability checks.
+ * LAR/LSL/VERR/VERW and SYSENTER/SYSEXIT.
  */
 import {
   AR_DPL_SHIFT,
@@ -11,9 +11,7 @@ import {
   AR_TYPE_EC,
   AR_TYPE_RW,
   CR0_CD,
-  CR0_EM,
   CR0_ET,
-  CR0_MP,
   CR0_NW,
   CR0_PE,
   CR0_PG,
@@ -41,7 +39,6 @@ import {
   EDX,
   ESP,
   GP,
-  NM,
   NP,
   SS,
   SYS_CALL_GATE16,
@@ -570,20 +567,4 @@ export const arpl: Handler = (c, i) => {
     writeE(c, i, 16, (dst & ~3) | (src & 3));
     c.flags.setBit(ZF, true);
   } else c.flags.setBit(ZF, false);
-};
-
-// ---- x87 availability (SDM Vol. 3A, 2.5, Table 2-2) ----
-
-/** WAIT/FWAIT (9B): #NM when CR0.MP and CR0.TS are both set. */
-export const fwait: Handler = (c) => {
-  if ((c.cr0 & (CR0_MP | CR0_TS)) === (CR0_MP | CR0_TS)) fault(NM);
-};
-
-/**
- * x87 escape opcodes D8-DF: #NM when CR0.EM or CR0.TS is set, so kernels can manage lazy
- * FPU state. This CPU has no x87 unit (CPUID.1:EDX.FPU = 0), so otherwise they are #UD.
- */
-export const x87: Handler = (c) => {
-  if (c.cr0 & (CR0_EM | CR0_TS)) fault(NM);
-  fault(UD);
 };

@@ -468,3 +468,18 @@ export function linearQualification(c: Cpu, lin: number): number {
   if (!c.longMode) return lin >>> 0;
   return lin >= 2 ** 47 ? lin - 2 ** 48 : lin;
 }
+
+/**
+ * What every VM exit from non-root operation does for events (called by vmExit before it
+ * records anything): IDT-vectoring information when the exit happens during event
+ * delivery (28.2.4), the VMX-preemption timer stops and may save its value (28.3.4), no
+ * MTF VM exit stays pending, and the valid bit of the VM-entry interruption-information
+ * field is cleared (every VM exit clears it: SDM 25.8.3).
+ */
+export function beforeExit(c: Cpu, v: Vmcs, info: ExitInfo): void {
+  vectoringInfo(c, info);
+  c.vmx.events.vectoringInfo = 0;
+  c.vmx.events.mtfPending = false;
+  stopPreemptionTimer(c, v);
+  v.write(F.EntryInterruptionInfo, v.read(F.EntryInterruptionInfo) & ~INTR_VALID);
+}

@@ -46,6 +46,7 @@ import { ExitCtl, Pin, Proc, Proc2 } from "./controls.js";
 import { F } from "./fields.js";
 import { loadMsrList, storeMsrList } from "./msr-lists.js";
 import { flushVpidZero, NO_EPT, selectTlb } from "./tlb.js";
+import { beforeExit } from "./events.js";
 import { traceExit } from "./trace.js";
 import { writeAbortIndicator, type Vmcs } from "./vmcs.js";
 
@@ -102,7 +103,8 @@ export interface ExitInfo {
 
 /** Writes a natural-width field from a number: negative values are sign-extended int32. */
 function writeNatural(v: Vmcs, enc: F, x: number): void {
-  if (x < 0) v.write(enc, x | 0, -1);
+  // Below -2^32 the high half is not all ones (a sign-extended 48-bit address).
+  if (x < 0) v.write(enc, (x % 0x100000000) | 0, Math.floor(x / 0x100000000) | 0);
   else v.write64(enc, x);
 }
 
@@ -127,6 +129,8 @@ export function vmExit(c: Cpu, reason: number, qualification = 0, info: ExitInfo
   const x = c.vmx;
   const v = x.vmcs;
   if (!x.nonRoot) throw new Error(`VM exit (reason ${reason}) outside VMX non-root operation`);
+  // Events (events.ts): IDT-vectoring information, the preemption timer, pending MTF.
+  beforeExit(c, v, info);
   // 28.2: exit information.
   v.write(F.ExitReason, reason);
   writeNatural(v, F.ExitQualification, qualification);
