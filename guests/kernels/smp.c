@@ -55,12 +55,18 @@ static int timer_interrupt(struct trapframe *f) {
   return 1;
 }
 
+/* The HLT in wait_for_nmi(). */
+extern u8 ap_nmi_hlt[];
+
 static int nmi(struct trapframe *f) {
   struct cpu *c = this_cpu();
   if (c) {
     c->nmis++;
     c->nmi_frame = (uptr)f;
   }
+  /* Taken after wait_for_nmi()'s check but before its HLT: step over the HLT (one byte),
+     which nothing would end now. */
+  if (*trapframe_ip(f) == (uptr)ap_nmi_hlt) *trapframe_ip(f) += 1;
   return 1;
 }
 
@@ -83,6 +89,32 @@ static int spurious(struct trapframe *f) {
   return 1;
 }
 
+/*
+ * Halts until *count reaches target, then returns with interrupts enabled. The check runs
+ * with interrupts disabled and "sti; hlt" follows it: no interrupt is taken in STI's shadow
+ * (SDM Vol. 3A, 6.8.3), so none can slip in between the check and the HLT, where the HLT
+ * would miss it.
+ */
+static void halt_until(volatile u32 *count, u32 target) {
+  __asm__ volatile("cli");
+  while (*count < target) __asm__ volatile("sti; hlt; cli" ::: "memory");
+  __asm__ volatile("sti");
+}
+
+/* Halts until the BSP's NMI. NMIs ignore IF and STI's shadow, so the NMI handler itself
+   steps over the HLT (ap_nmi_hlt) when the NMI comes between the check and the HLT. */
+static void __attribute__((noinline)) wait_for_nmi(volatile u32 *nmis) {
+  __asm__ volatile("1: cmpl $0, %0\n\t"
+                   "jne 2f\n\t"
+                   ".globl ap_nmi_hlt\n"
+                   "ap_nmi_hlt: hlt\n\t"
+                   "jmp 1b\n"
+                   "2:"
+                   :
+                   : "m"(*nmis)
+                   : "memory", "cc");
+}
+
 /* This CPU's LAPIC_TICKS timer interrupts: a 1 ms periodic timer, halting in between. */
 static void run_timer(struct cpu *c) {
   lapic_write(LAPIC_SVR, LAPIC_SVR_ENABLE | SPURIOUS_VECTOR);
@@ -90,8 +122,7 @@ static void run_timer(struct cpu *c) {
   lapic_write(LAPIC_TIMER_DIVIDE, LAPIC_DIVIDE_BY_16);
   lapic_write(LAPIC_LVT_TIMER, LVT_TIMER_PERIODIC | TIMER_VECTOR);
   lapic_write(LAPIC_TIMER_INITIAL, timer_period);
-  __asm__ volatile("sti");
-  while (c->ticks < LAPIC_TICKS) __asm__ volatile("hlt");
+  halt_until(&c->ticks, LAPIC_TICKS);
   lapic_write(LAPIC_TIMER_INITIAL, 0);
   c->timer_done = 1;
 }
@@ -112,7 +143,7 @@ void ap_main(void) {
   c->started = 1;
   run_timer(c);
   /* Wait for the BSP's NMI with interrupts on, then park. */
-  while (!c->nmis) __asm__ volatile("hlt");
+  wait_for_nmi(&c->nmis);
   __asm__ volatile("cli");
   c->parked = 1;
   for (;;) __asm__ volatile("hlt");

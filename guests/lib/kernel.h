@@ -157,6 +157,8 @@ struct trapframe {
   u32 eip, cs, eflags; /* pushed by the processor */
   u32 user_esp, user_ss; /* only when the exception changed privilege level */
 };
+/* The saved instruction pointer, which IRET returns to. */
+static inline u32 *trapframe_ip(struct trapframe *f) { return &f->eip; }
 
 /* What the default handler records about the last exception (trap.c). */
 struct trap_record {

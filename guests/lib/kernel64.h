@@ -135,6 +135,8 @@ struct trapframe {
   u64 vector, error; /* error is 0 for vectors without an error code */
   u64 rip, cs, rflags, rsp, ss;
 };
+/* The saved instruction pointer, which IRETQ returns to. */
+static inline u64 *trapframe_ip(struct trapframe *f) { return &f->rip; }
 
 /* What the default handler records about the last exception (trap64.c). */
 struct trap_record {
