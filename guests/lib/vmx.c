@@ -30,7 +30,7 @@ u32 vmx_exit_msr(void) { return true_ctls() ? MSR_VMX_TRUE_EXIT_CTLS : MSR_VMX_E
 u32 vmx_entry_msr(void) { return true_ctls() ? MSR_VMX_TRUE_ENTRY_CTLS : MSR_VMX_ENTRY_CTLS; }
 
 /* A control value: the wish, plus the bits that must be 1, less the bits that must be 0. */
-static u32 adjust(u32 msr, u32 want) { return (want | vmx_ctl_allowed0(msr)) & vmx_ctl_allowed1(msr); }
+u32 vmx_adjust(u32 msr, u32 want) { return (want | vmx_ctl_allowed0(msr)) & vmx_ctl_allowed1(msr); }
 
 static u32 revision(void) { return (u32)rdmsr(MSR_VMX_BASIC) & 0x7FFFFFFFu; }
 
@@ -114,11 +114,11 @@ int vmx_setup(void (*entry)(void), void *stack_top, u32 pin, u32 proc, u32 proc2
   exit_ctl |= EXIT_HOST_ADDRESS_SPACE_SIZE;
   entry_ctl |= ENTRY_IA32E_MODE_GUEST;
 #endif
-  W(VMCS_PIN_CONTROLS, adjust(vmx_pin_msr(), pin));
-  W(VMCS_PROC_CONTROLS, adjust(vmx_proc_msr(), proc));
-  if (proc & PROC_ACTIVATE_SECONDARY) W(VMCS_PROC_CONTROLS2, adjust(MSR_VMX_PROCBASED_CTLS2, proc2));
-  W(VMCS_EXIT_CONTROLS, adjust(vmx_exit_msr(), exit_ctl));
-  W(VMCS_ENTRY_CONTROLS, adjust(vmx_entry_msr(), entry_ctl));
+  W(VMCS_PIN_CONTROLS, vmx_adjust(vmx_pin_msr(), pin));
+  W(VMCS_PROC_CONTROLS, vmx_adjust(vmx_proc_msr(), proc));
+  if (proc & PROC_ACTIVATE_SECONDARY) W(VMCS_PROC_CONTROLS2, vmx_adjust(MSR_VMX_PROCBASED_CTLS2, proc2));
+  W(VMCS_EXIT_CONTROLS, vmx_adjust(vmx_exit_msr(), exit_ctl));
+  W(VMCS_ENTRY_CONTROLS, vmx_adjust(vmx_entry_msr(), entry_ctl));
   W(VMCS_EXCEPTION_BITMAP, 0);
   W(VMCS_CR3_TARGET_COUNT, 0);
   W(VMCS_ENTRY_INTR_INFO, 0);
@@ -199,6 +199,13 @@ int vmx_setup(void (*entry)(void), void *stack_top, u32 pin, u32 proc, u32 proc2
   W(VMCS_GUEST_ACTIVITY, 0);
   W(VMCS_GUEST_INTERRUPTIBILITY, 0);
   W(VMCS_GUEST_PENDING_DBG, 0);
+#ifndef __x86_64__
+  /* PAE paging: with EPT a VM entry takes the PDPTEs from the VMCS (SDM Vol. 3C, 27.3.2.4). */
+  if (read_cr4() & CR4_PAE) {
+    const u64 *pdpt = (const u64 *)(read_cr3() & ~31u);
+    for (int k = 0; k < 4; k++) W64(VMCS_GUEST_PDPTE0 + 2 * k, pdpt[k]);
+  }
+#endif
   return VM_SUCCEED;
 }
 
@@ -239,4 +246,45 @@ const char *vmx_exit_name(u32 reason) {
   case EXIT_PREEMPTION_TIMER: return "preemption timer";
   default: return "other";
   }
+}
+
+/* EPT paging structures: one PML4 table, one PDPT, four page directories (0-4 GiB) and a
+   pool of page tables for the 2 MiB pages ept_pte splits. */
+#define EPT_PT_POOL 8
+static u64 ept_pml4[512] __attribute__((aligned(4096)));
+static u64 ept_pdpt[512] __attribute__((aligned(4096)));
+static u64 ept_pd[4][512] __attribute__((aligned(4096)));
+static u64 ept_pt[EPT_PT_POOL][512] __attribute__((aligned(4096)));
+static int ept_pt_used;
+
+u64 ept_identity(void) {
+  memset(ept_pml4, 0, sizeof ept_pml4);
+  memset(ept_pdpt, 0, sizeof ept_pdpt);
+  ept_pml4[0] = (uptr)ept_pdpt | EPT_RWX;
+  for (int k = 0; k < 4; k++) {
+    ept_pdpt[k] = (uptr)ept_pd[k] | EPT_RWX;
+    for (int j = 0; j < 512; j++) ept_pd[k][j] = ((u64)(k * 512 + j) << 21) | EPT_PS | EPT_WB | EPT_RWX;
+  }
+  ept_pt_used = 0;
+  return (uptr)ept_pml4 | EPTP_WB_4LEVEL;
+}
+
+volatile u64 *ept_pdpte(u64 gpa) { return &ept_pdpt[(gpa >> 30) & 511]; }
+volatile u64 *ept_pde(u64 gpa) { return &ept_pd[(gpa >> 30) & 3][(gpa >> 21) & 511]; }
+
+volatile u64 *ept_pte(u64 gpa) {
+  volatile u64 *pde = ept_pde(gpa);
+  if (*pde & EPT_PS) {
+    if (ept_pt_used == EPT_PT_POOL) {
+      printf("FAIL EPT page-table pool exhausted\n");
+      exit(EXIT_UNEXPECTED);
+    }
+    u64 *pt = ept_pt[ept_pt_used++];
+    u64 base = *pde & ~0x1FFFFFull & 0xFFFFFFFFFull;
+    u64 flags = *pde & (EPT_RWX | EPT_WB);
+    for (int k = 0; k < 512; k++) pt[k] = (base + ((u64)k << 12)) | flags;
+    *pde = (uptr)pt | EPT_RWX;
+  }
+  u64 *pt = (u64 *)(uptr)(*pde & 0xFFFFFF000ull);
+  return &pt[(gpa >> 12) & 511];
 }

@@ -303,6 +303,8 @@ extern u8 vmxon_region[4096], vmcs_region[4096];
 int vmx_available(void);
 u32 vmx_ctl_allowed1(u32 msr);
 u32 vmx_ctl_allowed0(u32 msr);
+/* A control value: `want`, plus the bits that must be 1, less those that must be 0. */
+u32 vmx_adjust(u32 msr, u32 want);
 /* The control MSR to consult for a control field: the TRUE_ form when IA32_VMX_BASIC[55]. */
 u32 vmx_pin_msr(void);
 u32 vmx_proc_msr(void);
@@ -334,6 +336,27 @@ void vmx_skip_instruction(void);
    returns VM_SUCCEED from here; a failed instruction returns VM_FAIL_*. */
 int vmx_enter(struct vmx_regs *regs, int resume);
 void vmx_exit_stub(void);
+
+/* ---- EPT (SDM Vol. 3C, 29.3): an identity map of 0-4 GiB for the tests to change ---- */
+#define EPT_R 0x1ull
+#define EPT_W 0x2ull
+#define EPT_X 0x4ull
+#define EPT_RWX 0x7ull
+#define EPT_WB (6ull << 3) /* leaf memory type */
+#define EPT_PS 0x80ull     /* a PDE or PDPTE that maps a page */
+#define EPT_A 0x100ull
+#define EPT_D 0x200ull
+#define EPTP_WB_4LEVEL 0x1Eull /* EPTP bits 5:0: WB, page-walk length 4 */
+#define EPTP_AD 0x40ull
+
+/* Builds EPT paging structures that map guest-physical 0-4 GiB to the same host-physical
+   addresses with 2 MiB pages, read/write/execute, WB; returns the EPTP. */
+u64 ept_identity(void);
+/* The EPT entries for a guest-physical address: PDPTE, PDE, and the PTE (the 2 MiB page
+   that maps it is split into 4 KiB pages with the same rights on first use). */
+volatile u64 *ept_pdpte(u64 gpa);
+volatile u64 *ept_pde(u64 gpa);
+volatile u64 *ept_pte(u64 gpa);
 
 /* The name of a basic exit reason, for messages. */
 const char *vmx_exit_name(u32 reason);
