@@ -169,7 +169,7 @@ for (const engine of ENGINES) {
           assert.deepEqual(out.slice(start, start + expected.length), expected);
         });
 
-        for (const name of ["exceptions", "paging", "usermode", "debug"]) {
+        for (const name of ["exceptions", "paging", "usermode", "debug", "fpu"]) {
           test(`${name}-${opt}`, async (t) => {
             const r = await runOn(t, engine, kernelPath(variant, name, opt), "");
             if (r !== null) assertPassed(r);
