@@ -69,6 +69,17 @@ function iced(bytes: Uint8Array, options = DecoderOptions.ForceReservedNop): Ora
   }
 }
 
+/**
+ * A prefix can make a row's bytes another instruction (66 0F C7 /6 is VMCLEAR, not
+ * VMPTRLD; 66 0F 79 is AMD's EXTRQ): then ours must decode that instruction or, for one
+ * this CPU does not have (no table row), be #UD.
+ */
+function otherInstruction(d: OpDef, want: Oracle, ours: string): boolean {
+  if (want.mnemonic === d.m) return false;
+  if (ours === want.mnemonic) return true;
+  return ours === "(bad)" && !OPCODES.some((r) => r.m === want.mnemonic);
+}
+
 /** What our decoder makes of `bytes`: the instruction, or the fault decoding raised. */
 function ours(cpu: Cpu, bytes: Uint8Array) {
   try {
@@ -207,7 +218,9 @@ describe("decoder: every opcode table row against iced-x86", () => {
         } else if (got.fault) failures.push(`${what}: decode raised ${got.fault}`);
         else if (got.i!.len !== want.len) {
           failures.push(`${what}: length ${got.i!.len}, iced-x86 ${want.len} (${want.text})`);
-        } else if (got.i!.entry.m !== d.m) failures.push(`${what}: decoded as ${got.i!.entry.m}`);
+        } else if (got.i!.entry.m !== d.m && !otherInstruction(d, want, got.i!.entry.m)) {
+          failures.push(`${what}: decoded as ${got.i!.entry.m}`);
+        }
       }
     }
     t.diagnostic(`${cases} encodings of ${OPCODES.length} table rows`);

@@ -412,6 +412,8 @@ export class Cpu implements Vcpu {
       if (this.debug.code !== 0 && !(this.flags.word & RF)) checkCodeBreakpoint(this);
       this.flags.word &= ~RF;
       const i = this.fetchDecoded(cs);
+      // VMLAUNCH/VMRESUME fail after MOV SS (vmx/instructions.ts): keep the blocking.
+      this.vmx.events.blockingBefore = this.blocking;
       this.blocking = 0;
       i.exec(this, i);
       this.eip = this.nextEip;

@@ -276,7 +276,11 @@ export function decode(cpu: Cpu, i: Instr): void {
     const modrm = next(cpu, i);
     const mod = modrm >> 6;
     const rm = modrm & 7;
-    entry = slot.forms![(mod === 3 ? 64 : 0) | (modrm & 0x38) | rm];
+    const form = (mod === 3 ? 64 : 0) | (modrm & 0x38) | rm;
+    entry = slot.forms![form];
+    // A mandatory-prefix slot holds only its own forms (66 0F C7 /6 is VMCLEAR): the other
+    // ModRM forms are the unprefixed opcode's (66 0F C7 /1 is still CMPXCHG8B).
+    if (entry === undefined) entry = (long ? SLOTS64 : SLOTS)[opcode].forms?.[form];
     i.mod = mod;
     i.reg = ((modrm >> 3) & 7) | rexR;
     i.rm = rm | rexB;

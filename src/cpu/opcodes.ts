@@ -17,6 +17,7 @@ import * as IO from "./exec/io.js";
 import * as Sy from "./exec/system.js";
 import * as S64 from "./exec/system64.js";
 import { Str, stringOp } from "./exec/string.js";
+import * as V from "./vmx/instructions.js";
 import { ExitReason } from "./vmx/exit-reasons.js";
 import { FPU_ROWS } from "./opcodes-fpu.js";
 
@@ -118,6 +119,137 @@ function group3(): OpDef[] {
       { op, reg: 7, m: "idiv", o: E, exec: A.idivE(byte) },
     ];
   });
+}
+
+/**
+ * The VMX instructions (SDM Vol. 3C, chapter 31; vmx/instructions.ts). Each names its exit:
+ * in VMX non-root operation they all exit (SDM 26.1.2), through vmx/nonroot.ts.
+ */
+function vmxRows(): OpDef[] {
+  const f64 = "f64" as const;
+  return [
+    {
+      op: 0x0fc7,
+      reg: 6,
+      mod3: false,
+      m: "vmptrld",
+      o: "Mq",
+      exec: V.vmptrld,
+      exit: ExitReason.Vmptrld,
+    },
+    {
+      op: 0x0fc7,
+      reg: 6,
+      mod3: false,
+      m: "vmclear",
+      o: "Mq",
+      exec: V.vmclear,
+      mandatory: 0x66,
+      exit: ExitReason.Vmclear,
+    },
+    {
+      op: 0x0fc7,
+      reg: 6,
+      mod3: false,
+      m: "vmxon",
+      o: "Mq",
+      exec: V.vmxon,
+      mandatory: 0xf3,
+      exit: ExitReason.Vmxon,
+    },
+    {
+      op: 0x0fc7,
+      reg: 7,
+      mod3: false,
+      m: "vmptrst",
+      o: "Mq",
+      exec: V.vmptrst,
+      noPrefix: true,
+      exit: ExitReason.Vmptrst,
+    },
+    {
+      op: 0x0f78,
+      m: "vmread",
+      o: "Ey,Gy",
+      exec: V.vmread,
+      size64: f64,
+      noPrefix: true,
+      exit: ExitReason.Vmread,
+    },
+    {
+      op: 0x0f79,
+      m: "vmwrite",
+      o: "Gy,Ey",
+      exec: V.vmwrite,
+      size64: f64,
+      noPrefix: true,
+      exit: ExitReason.Vmwrite,
+    },
+    {
+      op: 0x0f01,
+      reg: 0,
+      mod3: true,
+      rm: 1,
+      m: "vmcall",
+      o: "",
+      exec: V.vmcall,
+      noPrefix: true,
+      exit: ExitReason.Vmcall,
+    },
+    {
+      op: 0x0f01,
+      reg: 0,
+      mod3: true,
+      rm: 2,
+      m: "vmlaunch",
+      o: "",
+      exec: V.vmlaunchVmresume(true),
+      noPrefix: true,
+      exit: ExitReason.Vmlaunch,
+    },
+    {
+      op: 0x0f01,
+      reg: 0,
+      mod3: true,
+      rm: 3,
+      m: "vmresume",
+      o: "",
+      exec: V.vmlaunchVmresume(false),
+      noPrefix: true,
+      exit: ExitReason.Vmresume,
+    },
+    {
+      op: 0x0f01,
+      reg: 0,
+      mod3: true,
+      rm: 4,
+      m: "vmxoff",
+      o: "",
+      exec: V.vmxoff,
+      noPrefix: true,
+      exit: ExitReason.Vmxoff,
+    },
+    {
+      op: 0x0f3880,
+      mod3: false,
+      m: "invept",
+      o: "Gy,Mdq",
+      exec: V.invept,
+      size64: f64,
+      mandatory: 0x66,
+      exit: ExitReason.Invept,
+    },
+    {
+      op: 0x0f3881,
+      mod3: false,
+      m: "invvpid",
+      o: "Gy,Mdq",
+      exec: V.invvpid,
+      size64: f64,
+      mandatory: 0x66,
+      exit: ExitReason.Invvpid,
+    },
+  ];
 }
 
 /** INS and OUTS are I/O instructions for VMX; the other string operations never exit. */
@@ -467,5 +599,6 @@ export const OPCODES: readonly OpDef[] = [
   { op: 0x0fc0, m: "xadd", o: "Eb,Gb", exec: A.xadd(true), lock: true },
   { op: 0x0fc1, m: "xadd", o: "Ev,Gv", exec: A.xadd(false), lock: true },
   { op: 0x0fc7, reg: 1, mod3: false, m: "cmpxchg8b", o: "Mq", exec: A.cmpxchg8b, lock: true },
+  ...vmxRows(),
   ...REGS.map((r) => ({ op: 0x0fc8 + r, m: "bswap", o: "Zd", exec: A.bswap })),
 ];

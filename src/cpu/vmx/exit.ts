@@ -45,7 +45,7 @@ import { ExitReason } from "./exit-reasons.js";
 import { ExitCtl, Pin, Proc, Proc2 } from "./controls.js";
 import { F } from "./fields.js";
 import { loadMsrList, storeMsrList } from "./msr-lists.js";
-import { flushVpidZero, NO_EPT, selectTlb } from "./tlb.js";
+import { exitToHostTlb } from "./tlb.js";
 import { beforeExit } from "./events.js";
 import { traceExit } from "./trace.js";
 import { writeAbortIndicator, type Vmcs } from "./vmcs.js";
@@ -167,6 +167,9 @@ export function vmExit(c: Cpu, reason: number, qualification = 0, info: ExitInfo
  * (SDM Vol. 3C, 27.8): host state, blocking, TLB, the MSR-load list.
  */
 export function finishExit(c: Cpu, v: Vmcs, reason: number, info: ExitInfo): void {
+  // 28.5.5: the host's TLB bank (VPID 0, no EPT) before anything reads host memory (the
+  // PDPTEs); without "enable VPID" the mappings of VPID 0 are invalidated.
+  exitToHostTlb(c, v);
   if (!loadHostState(c, v)) vmxAbort(c, VmxAbort.HostPdpte);
   // Blocking by STI and MOV SS ends with a VM exit; an NMI that caused the exit leaves
   // NMIs blocked unless "virtual NMIs" (28.5 and 26.2.2, "NMI exiting").
@@ -178,13 +181,6 @@ export function finishExit(c: Cpu, v: Vmcs, reason: number, info: ExitInfo): voi
     ((intr >>> INTR_TYPE_SHIFT) & 7) === INTR_TYPE_NMI;
   if (nmiExit && !(v.read(F.PinBasedControls) & Pin.VirtualNmis)) c.nmiBlocked = true;
   c.activity = ActivityState.Active;
-  // 28.5.5: back to the host's TLB bank (VPID 0, no EPT); without "enable VPID" the
-  // mappings of VPID 0 are invalidated (tlb.ts keeps one bank per VPID and EPT root).
-  c.ept = null;
-  selectTlb(c, 0, NO_EPT);
-  const proc2 =
-    v.read(F.ProcBasedControls) & Proc.ActivateSecondaryControls ? v.read(F.ProcBasedControls2) : 0;
-  if (!(proc2 & Proc2.EnableVpid)) flushVpidZero(c);
   if (loadMsrList(c, v.read64(F.ExitMsrLoadAddress), v.read(F.ExitMsrLoadCount)) !== 0) {
     vmxAbort(c, VmxAbort.LoadHostMsrs);
   }
