@@ -337,6 +337,59 @@ describe("x87 data transfer, arithmetic and comparison", () => {
   });
 });
 
+describe("x87 integer operands and conditional moves", () => {
+  it("FIADD/FIMUL/FISUBR/FIDIV with m16 and m32 integers, FICOM", () => {
+    const cpu = cpuWith({ [DATA]: 10 });
+    dv(cpu).setInt16(DATA + 8, -3, true);
+    dv(cpu).setInt32(DATA + 12, 4, true);
+    const run = (op: number[]): number => {
+      assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), ...op, ...fstpQ(OUT)]), undefined);
+      return f64(cpu, OUT);
+    };
+    assert.equal(run([0xde, 0x05, ...at(DATA + 8)]), 7, "fiadd word: 10 + -3");
+    assert.equal(run([0xda, 0x0d, ...at(DATA + 12)]), 40, "fimul dword: 10 * 4");
+    assert.equal(run([0xde, 0x2d, ...at(DATA + 8)]), -13, "fisubr word: -3 - 10");
+    assert.equal(run([0xda, 0x35, ...at(DATA + 12)]), 2.5, "fidiv dword: 10 / 4");
+    const sw = statusAfter(cpu, [...FNINIT, ...fldQ(DATA), 0xde, 0x15, ...at(DATA + 8)]);
+    assert.equal(sw & 0x4500, 0, "ficom: 10 > -3");
+  });
+
+  it("FIST m16: the range is -32768..32767, else IE and the indefinite 8000H", () => {
+    const cpu = cpuWith({ [DATA]: 32767.4, [DATA + 8]: -32768, [DATA + 16]: 32767.5 });
+    const fist16 = (a: number): number => {
+      assert.equal(exec(cpu, [...FNINIT, ...fldQ(a), 0xdf, 0x15, ...at(OUT)]), undefined);
+      return dv(cpu).getInt16(OUT, true);
+    };
+    assert.equal(fist16(DATA), 32767);
+    assert.equal(fist16(DATA + 8), -32768);
+    assert.equal(cpu.fpu.statusWord & 1, 0);
+    assert.equal(fist16(DATA + 16), -32768, "32767.5 rounds to 32768: out of range");
+    assert.equal(cpu.fpu.statusWord & 1, 1);
+  });
+
+  it("FCMOVcc copies ST(i) to ST(0) by the EFLAGS condition", () => {
+    const cpu = cpuWith();
+    // stc / clc, then fldz; fld1 (ST0 1, ST1 0), then fcmovb st, st(1) (DA C1)
+    assert.equal(exec(cpu, [0xf9, ...FNINIT, ...FLDZ, ...FLD1, 0xda, 0xc1]), undefined);
+    assert.equal(cpu.fpu.toNumber(0), 0, "CF = 1: moved");
+    assert.equal(exec(cpu, [0xf8, ...FNINIT, ...FLDZ, ...FLD1, 0xda, 0xc1]), undefined);
+    assert.equal(cpu.fpu.toNumber(0), 1, "CF = 0: kept");
+    assert.equal(exec(cpu, [0xf8, ...FNINIT, ...FLDZ, ...FLD1, 0xdb, 0xc1]), undefined);
+    assert.equal(cpu.fpu.toNumber(0), 0, "fcmovnb with CF = 0: moved");
+  });
+
+  it("FLDENV of a status word with an unmasked flag makes it pending (#MF next)", () => {
+    const cpu = cpuWith();
+    cpu.cr0 |= CR0_NE;
+    assert.equal(exec(cpu, [...FNINIT, ...fnstenv(OUT)]), undefined);
+    dv(cpu).setUint16(OUT, 0x037b, true); // ZM clear
+    dv(cpu).setUint16(OUT + 4, 0x0004, true); // ZE set
+    assert.equal(exec(cpu, [0xd9, 0x25, ...at(OUT)]), undefined);
+    assert.ok(cpu.fpu.pending);
+    assert.equal(vectorOf(cpu, FLD1), MF);
+  });
+});
+
 describe("FNSTENV, FNSAVE, FLDENV and FRSTOR layouts (SDM Vol. 1, Figures 8-9 to 8-12)", () => {
   it("32-bit protected mode: FNSTENV stores 28 bytes, then masks every exception", () => {
     const cpu = cpuWith({ [DATA]: 1.5 });
