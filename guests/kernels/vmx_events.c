@@ -166,8 +166,8 @@ int kmain(u32 magic, struct multiboot_info *info) {
             vmread(VMCS_GUEST_RIP) == (uptr)g_vmcall5,
         "exit %u (%s), interruption information 0x%x", vmx_guest.exit_reason,
         vmx_exit_name(vmx_guest.exit_reason), intr);
-  u32 isr = *lapic(LAPIC_ISR + 0x10); /* ISR bits 63:32 hold vector 0x41 */
-  check("acknowledged_vector_in_service", (isr & (1u << (0x41 - 0x40))) != 0, "ISR[63:32] 0x%x",
+  u32 isr = *lapic(LAPIC_ISR + 0x20); /* ISR bits 95:64 hold vector 0x41 */
+  check("acknowledged_vector_in_service", (isr & (1u << (0x41 - 0x40))) != 0, "ISR[95:64] 0x%x",
         isr);
   *lapic(LAPIC_EOI) = 0;
   set_controls(0, 0);
