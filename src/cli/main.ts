@@ -5,6 +5,7 @@
  * usage or input error (one line on stderr); 70 for an internal error.
  */
 import { Command, CommanderError } from "commander";
+import { Cpu } from "../cpu/cpu.js";
 import { UserError } from "../errors.js";
 import { Machine, type RunResult } from "../machine/machine.js";
 import { attachConsole } from "./console.js";
@@ -19,6 +20,7 @@ import {
   parseOutputSpec,
   parseScreen,
   parseTimeoutSeconds,
+  parseTrace,
   rewriteQemuSpellings,
 } from "./options.js";
 
@@ -45,6 +47,8 @@ interface RunOptions {
   vga?: string | boolean;
   vgaType?: string;
   display?: string;
+  trace?: string;
+  traceFile?: string;
 }
 
 /** Runs the command line `argv` (without node and the script) and returns the exit status. */
@@ -92,6 +96,8 @@ async function parseAndRun(argv: string[]): Promise<number> {
       "--vga-type <type>",
       "QEMU's -vga: std, cirrus, vmware, qxl or virtio (text mode), none",
     )
+    .option("--trace <topics>", "trace to stderr (or --trace-file): vmx = every VM entry and exit")
+    .option("--trace-file <file>", "write the --trace lines to FILE instead of stderr")
     .action(async (opts: RunOptions) => {
       status = await runCommand(opts);
     });
@@ -116,6 +122,10 @@ async function runCommand(opts: RunOptions): Promise<number> {
   const debugconSpec = parseOutputSpec("--debugcon", opts.debugcon);
   const mips = opts.mips === undefined ? undefined : parseMips(opts.mips);
   const { vga, screen } = parseScreen(opts);
+  const trace = opts.trace === undefined ? new Set() : parseTrace(opts.trace);
+  if (trace.has("vmx") && engine.name !== "soft") {
+    throw new UserError("--trace vmx needs --engine soft (VMX is the soft CPU's)");
+  }
   if (
     screen.kind === "terminal" &&
     (serialSpec.kind === "stdio" || debugconSpec.kind === "stdio")
@@ -151,6 +161,10 @@ async function runCommand(opts: RunOptions): Promise<number> {
       realtime: opts.realtime === true,
       vga,
     });
+    if (trace.has("vmx")) {
+      const line = traceLines(outputs, opts.traceFile);
+      for (const vcpu of machine.vcpus) if (vcpu instanceof Cpu) vcpu.vmx.trace = line;
+    }
     // Like a process killed by SIGPIPE: when the output's reader is gone, stop.
     outputs.onStdoutClosed = () => machine.quit();
     const vgaScreen = machine.platform.vga;
@@ -163,6 +177,17 @@ async function runCommand(opts: RunOptions): Promise<number> {
     display?.stop();
     outputs.close();
   }
+}
+
+/** Where trace lines go: stderr, or a file (never the serial stream on stdout). */
+function traceLines(outputs: Outputs, file: string | undefined): (line: string) => void {
+  if (file === undefined) return (line) => process.stderr.write(`${line}\n`);
+  const sink = outputs.open({ kind: "file", path: file }, "trace");
+  if (sink === null) throw new Error("no trace sink");
+  return (line) => {
+    for (let k = 0; k < line.length; k++) sink.write(line.charCodeAt(k) & 0xff);
+    sink.write(10);
+  };
 }
 
 /** Runs the machine with stdin as COM1's input (when COM1 is on stdio) and signals handled. */

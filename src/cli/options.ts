@@ -192,3 +192,19 @@ export function parseEngine(value: string): Engine {
   if (value === kvmEngine.name) return kvmEngine;
   throw new UserError(`unknown engine '${value}' (expected soft or kvm)`);
 }
+
+/** What `--trace` can show. */
+export type TraceTopic = "vmx";
+const TRACE_TOPICS: readonly TraceTopic[] = ["vmx"];
+
+/** `--trace TOPIC[,TOPIC...]`: the topics to trace (today only vmx). */
+export function parseTrace(value: string): Set<TraceTopic> {
+  const topics = new Set<TraceTopic>();
+  for (const t of value.split(",")) {
+    if (!TRACE_TOPICS.includes(t as TraceTopic)) {
+      throw new UserError(`invalid --trace '${t}' (expected ${TRACE_TOPICS.join(", ")})`);
+    }
+    topics.add(t as TraceTopic);
+  }
+  return topics;
+}
