@@ -99,6 +99,33 @@ async function runOn(
   return r;
 }
 
+/**
+ * The VMX test kernels (guests/README.md): VMX operation and basic exits, EPT and VPID,
+ * events, VMX instruction and VM-entry failures. They need a CPU with VMX: the soft
+ * engine's, or on the kvm engine a host whose KVM offers nested VMX.
+ */
+const VMX_KERNELS = ["vmx_basic", "vmx_ept", "vmx_events", "vmx_fail"] as const;
+
+/**
+ * runOn for a VMX kernel: on the kvm engine, a failed run whose stderr carries the kvm
+ * engine's hint that the host offers no nested VMX becomes a skip that quotes the hint.
+ */
+async function runVmx(
+  t: TestContext,
+  engine: EngineName,
+  kernel: string,
+  extraArgs: string[] = [],
+): Promise<RunResult | null> {
+  const r = await runOn(t, engine, kernel, "", extraArgs);
+  if (r === null || engine !== "kvm" || r.status === EXIT_PASS) return r;
+  const hint = lines(r.stderr).find((l) => l.includes("offers no nested VMX"));
+  if (hint !== undefined) {
+    t.skip(`no VMX on this host's KVM: ${hint}`);
+    return null;
+  }
+  return r;
+}
+
 function lines(text: string): string[] {
   return text.split("\n").map((line) => line.replace(/\r$/, ""));
 }
@@ -172,6 +199,13 @@ for (const engine of ENGINES) {
         for (const name of ["exceptions", "paging", "usermode", "debug", "fpu"]) {
           test(`${name}-${opt}`, async (t) => {
             const r = await runOn(t, engine, kernelPath(variant, name, opt), "");
+            if (r !== null) assertPassed(r);
+          });
+        }
+
+        for (const name of VMX_KERNELS) {
+          test(`${name}-${opt} (VMX)`, async (t) => {
+            const r = await runVmx(t, engine, kernelPath(variant, name, opt));
             if (r !== null) assertPassed(r);
           });
         }
@@ -296,6 +330,37 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe("VMX trace (soft)", () => {
+  for (const variant of VARIANTS) {
+    test(`vmx_fail-O2 (${variant}) with --trace vmx: the failed VM-entry check, its SDM section and field`, async () => {
+      const r = await runGuest(kernelPath(variant, "vmx_fail", "O2"), "", ["--trace", "vmx"]);
+      assertPassed(r);
+      const err = lines(r.stderr);
+      // The bad guest CS (a data-segment type): SDM 27.3.1.2, the field and its value, and
+      // the outcome, a VM-entry failure exit (reason 33).
+      const cs = variant === "amd64" ? "0xa093" : "0xc093";
+      const failed = new RegExp(
+        `^vmx cpu0: VM-entry check failed: 27\\.3\\.1\\.2 CS .*: guest CS access rights = ${cs} \\(exit reason 33`,
+      );
+      assert.ok(
+        err.some((l) => failed.test(l)),
+        describeRun(r),
+      );
+      // The VMfailValid cases name their VM-instruction error, and guest VM exits appear.
+      assert.ok(
+        err.includes("vmx cpu0: VMfailValid(4: VMLAUNCH with non-clear VMCS)"),
+        describeRun(r),
+      );
+      assert.ok(
+        err.some((l) => /^vmx cpu0: VM exit VMCALL rip=0x[0-9a-f]+$/.test(l)),
+        describeRun(r),
+      );
+      // Trace lines never reach the guest's serial output.
+      assert.ok(!lines(r.stdout).some((l) => l.startsWith("vmx cpu")), describeRun(r));
+    });
+  }
+});
 
 /**
  * Per-CPU lines of the smp kernel: "cpu N: apic_id=N started=1 cr0=... cr3=... cr4=...
