@@ -101,10 +101,10 @@ async function runOn(
 
 /**
  * The VMX test kernels (guests/README.md): VMX operation and basic exits, EPT and VPID,
- * events, VMX instruction and VM-entry failures. They need a CPU with VMX: the soft
+ * events, VMX instruction and VM-entry failures, unrestricted guests. They need a CPU with VMX: the soft
  * engine's, or on the kvm engine a host whose KVM offers nested VMX.
  */
-const VMX_KERNELS = ["vmx_basic", "vmx_ept", "vmx_events", "vmx_fail"] as const;
+const VMX_KERNELS = ["vmx_basic", "vmx_ept", "vmx_events", "vmx_fail", "vmx_unrestricted"] as const;
 
 /**
  * runOn for a VMX kernel: on the kvm engine, a failed run whose stderr carries the kvm
