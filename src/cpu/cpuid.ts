@@ -31,6 +31,7 @@ const FEAT2_X2APIC = 1 << 21; // x2APIC mode through IA32_APIC_BASE and MSRs 0x8
 const FEAT2_TSC_DEADLINE = 1 << 24; // the LAPIC timer's TSC-deadline mode
 // CPUID.(EAX=7,ECX=0) bits.
 const LEAF7_FSGSBASE = 1 << 0; // EBX: RDFSBASE/WRFSBASE and CR4.FSGSBASE
+const LEAF7_TSC_ADJUST = 1 << 1; // EBX: IA32_TSC_ADJUST (msr.ts)
 const LEAF7_SMEP = 1 << 7; // EBX: CR4.SMEP (mmu.ts)
 const LEAF7_INVPCID = 1 << 10; // EBX: INVPCID
 const LEAF7_SMAP = 1 << 20; // EBX: CR4.SMAP, STAC/CLAC
@@ -106,7 +107,12 @@ const LEAVES: Record<number, (c: Cpu, subleaf: number) => Regs> = {
   // Leaf 7, subleaf 0: structured extended features (SDM Vol. 2, Table 3-8).
   0x7: (_c, sub) =>
     sub === 0
-      ? [0, LEAF7_FSGSBASE | LEAF7_SMEP | LEAF7_INVPCID | LEAF7_SMAP, LEAF7_UMIP, 0]
+      ? [
+          0,
+          LEAF7_FSGSBASE | LEAF7_TSC_ADJUST | LEAF7_SMEP | LEAF7_INVPCID | LEAF7_SMAP,
+          LEAF7_UMIP,
+          0,
+        ]
       : [0, 0, 0, 0],
   // Leaf 0DH: the XSAVE state components (SDM Vol. 2, Table 3-8; Vol. 1, 13.2). Sub-leaf 0:
   // the XCR0 bits supported (x87, SSE), the area size for the bits XCR0 enables and for all

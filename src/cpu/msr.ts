@@ -60,7 +60,25 @@ const TABLE: MsrDef[] = [
     reset: NONE,
     writable: ALL,
     read: (c) => c.msr.readTsc(),
-    write: (c, v) => c.msr.writeTsc(v),
+    // A WRMSR to the TSC moves IA32_TSC_ADJUST by the same amount (SDM Vol. 3B, 18.17.3).
+    write: (c, v) => {
+      c.msr.tscAdjust += v[1] * 0x100000000 + v[0] - c.msr.tsc();
+      c.msr.writeTsc(v);
+    },
+  },
+  // IA32_TSC_ADJUST: writing it moves the TSC by the change (SDM Vol. 3B, 18.17.3).
+  {
+    index: 0x3b,
+    name: "IA32_TSC_ADJUST",
+    reset: NONE,
+    writable: ALL,
+    read: (c) => signed64(c.msr.tscAdjust),
+    write: (c, v) => {
+      const adjust = (v[1] | 0) * 0x100000000 + v[0];
+      const t = c.msr.tsc() + adjust - c.msr.tscAdjust;
+      c.msr.tscAdjust = adjust;
+      c.msr.writeTsc(signed64(t));
+    },
   },
   { index: 0x17, name: "IA32_PLATFORM_ID", reset: NONE, writable: NONE },
   // The BSP flag (bit 8) and the global enable (bit 11), base 0xFEE00000 (SDM 11.4.4).
@@ -80,6 +98,10 @@ const TABLE: MsrDef[] = [
     writable: [FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0],
   },
   { index: 0x8b, name: "IA32_BIOS_SIGN_ID", reset: NONE, writable: ALL },
+  // Machine-check architecture with no error-reporting banks (SDM Vol. 3B, 17.3.1.1):
+  // hypervisor tests probe the bank count before touching IA32_MCi_* MSRs.
+  { index: 0x179, name: "IA32_MCG_CAP", reset: NONE, writable: NONE, write: () => fault(GP, 0) },
+  { index: 0x17a, name: "IA32_MCG_STATUS", reset: NONE, writable: NONE },
   // MTRR capability: 8 variable ranges, fixed ranges, write-combining (SDM 12.11.1).
   { index: 0xfe, name: "IA32_MTRRCAP", reset: [0x508, 0], writable: NONE },
   { index: IA32_SYSENTER_CS, name: "IA32_SYSENTER_CS", reset: NONE, writable: [0xffff, 0] },
@@ -181,6 +203,14 @@ const TABLE: MsrDef[] = [
   },
 ];
 
+/** A signed value (exact double) as the halves of its 64-bit two's complement. */
+function signed64(v: number): Msr64 {
+  return [
+    (((v % 0x100000000) + 0x100000000) % 0x100000000) >>> 0,
+    Math.floor(v / 0x100000000) >>> 0,
+  ];
+}
+
 /** Sets a 64-bit FS or GS base, keeping the rest of the segment register. */
 function setBase(c: Cpu, seg: number, v: Msr64): void {
   const s = c.segs[seg];
@@ -211,6 +241,8 @@ export class MsrFile {
   efer = 0;
   /** TSC = retired instructions + offset (virtual time: deterministic). */
   private tscOffset = 0;
+  /** IA32_TSC_ADJUST as a signed exact double. */
+  tscAdjust = 0;
 
   constructor(private readonly cpu: Cpu) {}
 
@@ -220,6 +252,7 @@ export class MsrFile {
     if (this.cpu.id !== 0) this.values.get(IA32_APIC_BASE)![0] &= ~APIC_BASE_BSP;
     this.efer = 0;
     this.tscOffset = -this.now();
+    this.tscAdjust = 0;
   }
 
   /** Virtual time in TSC ticks: the machine's clock, or this vCPU's retired instructions. */
