@@ -19,6 +19,7 @@ import {
   CR0_PE,
   CR0_TS,
   CR4_DE,
+  CR4_OSXSAVE,
   CR4_PCE,
   CR4_TSD,
   CR4_UMIP,
@@ -219,7 +220,11 @@ export function nonRootInstruction(c: Cpu, i: Instr): boolean {
   switch (reason) {
     case ExitReason.Cpuid:
     case ExitReason.Getsec:
+      return instructionExit(c, i, reason);
     case ExitReason.Xsetbv:
+      // #UD without CR4.OSXSAVE and #GP at CPL > 0 come first (SDM Vol. 2, XSETBV).
+      if (!(c.cr4 & CR4_OSXSAVE)) fault(UD);
+      requireCpl0(c);
       return instructionExit(c, i, reason);
     case ExitReason.Invd:
       requireCpl0(c);
