@@ -46,7 +46,7 @@ export const VMCS_REGION2 = 0x12000;
 /** A CPU that may execute VMXON: paging, CR0.NE, CR4.VMXE; regions initialized. */
 export function vmxCpu(): { cpu: Cpu; mem: PhysicalMemory } {
   const { cpu, mem } = makeCpu();
-  mem.write(PAGE_DIR, 4, 0x83); // present, writable, 4 MiB
+  mem.write(PAGE_DIR, 4, 0x87); // present, writable, user, 4 MiB
   cpu.cr3 = PAGE_DIR;
   cpu.cr4 |= CR4_PSE | CR4_VMXE;
   cpu.cr0 |= CR0_NE | CR0_PG;
