@@ -11,6 +11,7 @@ import { CR0_NE, CR4_VMXE } from "../../src/cpu/arch.js";
 import type { Cpu } from "../../src/cpu/cpu.js";
 import { Proc } from "../../src/cpu/vmx/controls.js";
 import { afterVmEntry } from "../../src/cpu/vmx/events.js";
+import { VmExitSignal } from "../../src/cpu/vmx/exit.js";
 import { F } from "../../src/cpu/vmx/fields.js";
 import { enterGuestTlb } from "../../src/cpu/vmx/tlb.js";
 import { Vmcs } from "../../src/cpu/vmx/vmcs.js";
@@ -36,6 +37,8 @@ export interface Controls {
   exceptionBitmap?: number;
   /** Extra VMCS fields to write before "entry": [encoding, low, high]. */
   fields?: [F, number, number?][];
+  /** Set up the guest before the entry (descriptor tables, registers). */
+  before?: (cpu: Cpu, mem: PhysicalMemory) => void;
 }
 
 export interface Guest {
@@ -75,6 +78,7 @@ export function guest(code: number[], ctl: Controls = {}): Guest {
   v.write64(F.MsrBitmaps, MSR_BITMAP);
   v.write(F.VmcsLinkPointer, -1, -1);
   for (const [f, lo, hi] of ctl.fields ?? []) v.write(f, lo, hi ?? 0);
+  ctl.before?.(cpu, mem);
   enter(cpu, v);
   return {
     cpu,
@@ -92,10 +96,55 @@ export function enter(cpu: Cpu, v: Vmcs): void {
   cpu.vmx.nonRoot = true;
   cpu.activity = v.read(F.GuestActivityState) as ActivityState;
   enterGuestTlb(cpu, v);
-  afterVmEntry(cpu);
+  try {
+    afterVmEntry(cpu);
+  } catch (e) {
+    // The injected event's delivery exited: the CPU is back in the host.
+    if (!(e instanceof VmExitSignal)) throw e;
+  }
 }
 
 /** Whether the CPU is back in the host at its HLT. */
 export function inHost(cpu: Cpu): boolean {
   return !cpu.vmx.nonRoot && cpu.eip === HOST_RIP + 1;
+}
+
+/** Where descriptor tables and handlers go for event tests. */
+export const GDT = 0x2800;
+export const IDT = 0x2000;
+/** Each vector's handler: HANDLERS + vector * 16, a HLT (then IRET, so tests may resume). */
+export const HANDLERS = 0xa000;
+
+/**
+ * A flat GDT (null, 32-bit code 08, data 10, a TSS slot 18) and a 256-entry IDT of 32-bit
+ * interrupt gates to HANDLERS + vector * 16, each handler "HLT; IRET".
+ */
+export function descriptorTables(cpu: Cpu, mem: PhysicalMemory): void {
+  const view = new DataView(mem.ram.buffer, mem.ram.byteOffset);
+  const gdt = [
+    [0, 0],
+    [0x0000ffff, 0x00cf9b00],
+    [0x0000ffff, 0x00cf9300],
+    [0x00000067, 0x00008b00],
+  ];
+  gdt.forEach(([lo, hi], k) => {
+    view.setUint32(GDT + 8 * k, lo, true);
+    view.setUint32(GDT + 8 * k + 4, hi, true);
+  });
+  cpu.gdtrBase = GDT;
+  cpu.gdtrLimit = gdt.length * 8 - 1;
+  for (let v = 0; v < 256; v++) {
+    const handler = HANDLERS + v * 16;
+    view.setUint32(IDT + 8 * v, (0x08 << 16) | (handler & 0xffff), true);
+    view.setUint32(IDT + 8 * v + 4, (handler & 0xffff0000) | 0x8e00, true);
+    mem.ram[handler] = 0xf4; // HLT
+    mem.ram[handler + 1] = 0xcf; // IRET
+  }
+  cpu.idtrBase = IDT;
+  cpu.idtrLimit = 256 * 8 - 1;
+}
+
+/** The dword at `addr`. */
+export function dword(mem: PhysicalMemory, addr: number): number {
+  return new DataView(mem.ram.buffer, mem.ram.byteOffset).getUint32(addr, true);
 }

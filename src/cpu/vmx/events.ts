@@ -91,6 +91,7 @@ export function afterVmEntry(c: Cpu): void {
         deliverEvent(c, vector, type as EventType, errorCode, advance(c, length));
       } catch (e) {
         if (!(e instanceof Fault)) throw e;
+        s.injecting = false; // the nested fault is the guest's own
         deliverException(c, e);
       }
     }
