@@ -46,7 +46,7 @@ import { EXIT_REASON_ENTRY_FAILURE, finishExit, readLinear, VmExitSignal } from 
 import { F } from "./fields.js";
 import { loadMsrList } from "./msr-lists.js";
 import { enterGuestTlb } from "./tlb.js";
-import { traceEntry, traceEntryFailure } from "./trace.js";
+import { hex64, traceEntry, traceEntryFailure } from "./trace.js";
 import type { Vmcs } from "./vmcs.js";
 import { VmxError, vmFailValid } from "./vmfail.js";
 
@@ -78,19 +78,20 @@ export function vmEntry(c: Cpu, launch: boolean): void {
   const nmiBlocked = c.nmiBlocked;
   if (!loadGuestState(c, v, x)) {
     c.nmiBlocked = nmiBlocked;
-    traceEntryFailure(
-      c,
-      "27.3.1.6 the PDPTEs loaded from guest CR3 must not set reserved bits: guest CR3",
-      "exit reason 33, qualification 2",
-    );
+    const cr3 = `guest CR3 = ${hex64(v.read(F.GuestCr3), v.readHi(F.GuestCr3))}`;
+    const why = "27.3.1.6 the PDPTEs loaded from guest CR3 must not set reserved bits";
+    traceEntryFailure(c, `${why}: ${cr3}`, "exit reason 33, qualification 2");
     entryFailure(c, v, ExitReason.EntryFailGuestState, QUAL_PDPTE);
   }
   const bad = loadMsrList(c, v.read64(F.EntryMsrLoadAddress), v.read(F.EntryMsrLoadCount));
   if (bad !== 0) {
     c.nmiBlocked = nmiBlocked;
+    const index = c.mem.read(v.read64(F.EntryMsrLoadAddress) + 16 * (bad - 1), 4) >>> 0;
+    const why = `27.4 entry ${bad} (MSR 0x${index.toString(16)}) of the VM-entry MSR-load list must load as WRMSR would`;
+    const list = hex64(v.read(F.EntryMsrLoadAddress), v.readHi(F.EntryMsrLoadAddress));
     traceEntryFailure(
       c,
-      `27.4 VM-entry MSR-load list entry ${bad} could not be loaded: VM-entry MSR-load address`,
+      `${why}: VM-entry MSR-load address = ${list}`,
       `exit reason 34, qualification ${bad}`,
     );
     entryFailure(c, v, ExitReason.EntryFailMsrLoading, bad);
