@@ -42,7 +42,7 @@ import { Fault } from "../fault.js";
 import { loadPdptes } from "../mmu.js";
 import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP } from "../msr.js";
 import { ExitReason } from "./exit-reasons.js";
-import { ExitCtl, Pin, Proc, Proc2 } from "./controls.js";
+import { EntryCtl, ExitCtl, Pin, Proc, Proc2 } from "./controls.js";
 import { F } from "./fields.js";
 import { loadMsrList, storeMsrList } from "./msr-lists.js";
 import { exitToHostTlb } from "./tlb.js";
@@ -206,6 +206,10 @@ export function saveGuestState(c: Cpu, v: Vmcs, pendingDebug: number): void {
     v.write(F.GuestIa32Pat, pat[0], pat[1]);
   }
   if (exitCtl & ExitCtl.SaveEfer) v.write(F.GuestIa32Efer, c.msr.efer);
+  // IA32_VMX_MISC bit 5: EFER.LMA goes into the "IA-32e mode guest" entry control, so an
+  // unrestricted guest that left or entered IA-32e mode resumes in the right mode.
+  const entry = v.read(F.EntryControls) & ~EntryCtl.Ia32eModeGuest;
+  v.write(F.EntryControls, c.longMode ? entry | EntryCtl.Ia32eModeGuest : entry);
   // 28.3.2: segment registers, with the unusable bit as the cache holds it.
   const segFields: [number, F, F, F, F][] = [
     [ES, F.GuestEsSelector, F.GuestEsBase, F.GuestEsLimit, F.GuestEsAccessRights],
