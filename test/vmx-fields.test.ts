@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { EAX, ECX } from "../src/cpu/arch.js";
-import { IA32_VMX_VMCS_ENUM } from "../src/cpu/vmx/capabilities.js";
+import { IA32_VMX_VMCS_ENUM, VMCS_REVISION_ID } from "../src/cpu/vmx/capabilities.js";
+import { MAX_ACTIVE } from "../src/cpu/vmx/state.js";
 import { FEATURES, Proc2 } from "../src/cpu/vmx/controls.js";
 import {
   encIndex,
@@ -199,5 +200,26 @@ describe("VMREAD and VMWRITE over the table", () => {
     cpu.regs[ECX] = F.Vpid;
     exec(cpu, VMREAD_EAX_ECX);
     assert.equal(cpu.regs[EAX], 7);
+  });
+
+  it("keeps at most MAX_ACTIVE VMCSs cached; evicted ones come back from their regions", () => {
+    const { cpu, mem } = vmxCpu();
+    vmxOnWithVmcs(cpu);
+    const regions = Array.from({ length: MAX_ACTIVE + 6 }, (_, k) => 0x40000 + k * 0x1000);
+    for (const [k, r] of regions.entries()) {
+      mem.write(r, 4, VMCS_REVISION_ID);
+      operand(mem, r);
+      exec(cpu, VMCLEAR);
+      exec(cpu, VMPTRLD);
+      writeRead(cpu, F.GuestRip, 0x1000 + k);
+    }
+    assert.ok(cpu.vmx.active.size <= MAX_ACTIVE);
+    for (const [k, r] of regions.entries()) {
+      operand(mem, r);
+      exec(cpu, VMPTRLD);
+      cpu.regs[ECX] = F.GuestRip;
+      exec(cpu, VMREAD_EAX_ECX);
+      assert.equal(cpu.regs[EAX], 0x1000 + k);
+    }
   });
 });

@@ -7,6 +7,9 @@ import type { PhysicalMemory } from "../../machine/memory.js";
 import { EventState } from "./event-state.js";
 import { Vmcs } from "./vmcs.js";
 
+/** How many VMCSs a vCPU keeps cached (active) at most. */
+export const MAX_ACTIVE = 64;
+
 /** The current-VMCS pointer's invalid value FFFFFFFF_FFFFFFFFH, held as -1. */
 export const INVALID_VMCS_POINTER = -1;
 
@@ -43,6 +46,7 @@ export class VmxState {
   makeCurrent(mem: PhysicalMemory, address: number): Vmcs {
     let v = this.active.get(address);
     if (v === undefined) {
+      this.evict(mem);
       v = new Vmcs(address);
       v.load(mem);
       this.active.set(address, v);
@@ -50,6 +54,21 @@ export class VmxState {
     this.current = v;
     this.currentPointer = address;
     return v;
+  }
+
+  /**
+   * Keeps the cache bounded, whatever a guest does: beyond MAX_ACTIVE VMCSs the oldest one
+   * that is not current goes back to its region (launch state included), as a processor
+   * with a small VMCS cache may do at any time (SDM 25.11.1); a later VMPTRLD reloads it.
+   */
+  private evict(mem: PhysicalMemory): void {
+    if (this.active.size < MAX_ACTIVE) return;
+    for (const [address, v] of this.active) {
+      if (v === this.current) continue;
+      v.flush(mem);
+      this.active.delete(address);
+      return;
+    }
   }
 
   /**
