@@ -390,6 +390,76 @@ describe("x87 integer operands and conditional moves", () => {
   });
 });
 
+describe("FXTRACT, FSCALE, FPREM and FPREM1 (exact on the 80-bit patterns)", () => {
+  const FPREM = [0xd9, 0xf8];
+  const FPREM1 = [0xd9, 0xf5];
+
+  it("FXTRACT splits 10 into 1.25 and 3; zero gives -infinity with ZE", () => {
+    const cpu = cpuWith({ [DATA]: 10 });
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xd9, 0xf4]), undefined);
+    assert.deepEqual([cpu.fpu.toNumber(0), cpu.fpu.toNumber(1), cpu.fpu.top], [1.25, 3, 6]);
+    assert.equal(statusAfter(cpu, [...FNINIT, ...FLDZ, 0xd9, 0xf4]) & 0x3f, 0x04);
+    assert.equal(cpu.fpu.toNumber(1), -Infinity);
+  });
+
+  it("FSCALE multiplies by 2^trunc(ST(1)), into the denormal range exactly", () => {
+    const cpu = cpuWith({ [DATA]: 1.5, [DATA + 8]: 3.7, [DATA + 16]: -2.5, [DATA + 24]: -16400 });
+    const scaled = (by: number): number => {
+      assert.equal(exec(cpu, [...FNINIT, ...fldQ(by), ...fldQ(DATA), 0xd9, 0xfd]), undefined);
+      return cpu.fpu.toNumber(0);
+    };
+    assert.equal(scaled(DATA + 8), 12);
+    assert.equal(scaled(DATA + 16), 0.375);
+    const code = [...FNINIT, ...fldQ(DATA + 24), ...FLD1, 0xd9, 0xfd, 0xdb, 0x3d, ...at(OUT)];
+    assert.equal(exec(cpu, code), undefined);
+    assert.equal(hexAt(cpu, OUT, 10), "00 00 00 00 00 20 00 00 00 00", "2^-16400: a denormal");
+  });
+
+  it("FPREM and FPREM1: remainders and quotient bits in C0, C3, C1", () => {
+    const cpu = cpuWith({ [DATA]: 10, [DATA + 8]: 3, [DATA + 16]: 11, [DATA + 24]: -7 });
+    dv(cpu).setFloat64(DATA + 32, 2, true);
+    const rem = (x: number, y: number, op: number[]): [number, number] => {
+      const sw = statusAfter(cpu, [...FNINIT, ...fldQ(y), ...fldQ(x), ...op]);
+      return [cpu.fpu.toNumber(0), sw & 0x4700];
+    };
+    // 10 / 3: q = 3 (C3 = bit 0, C1 = bit 1), remainder 1.
+    assert.deepEqual(rem(DATA, DATA + 8, FPREM), [1, 0x4200]);
+    assert.deepEqual(rem(DATA, DATA + 8, FPREM1), [1, 0x4200]);
+    // 11 / 3: FPREM truncates (q 3, r 2); FPREM1 rounds (q 4 in C0, r -1).
+    assert.deepEqual(rem(DATA + 16, DATA + 8, FPREM), [2, 0x4200]);
+    assert.deepEqual(rem(DATA + 16, DATA + 8, FPREM1), [-1, 0x0100]);
+    // -7 / 2 = -3.5: FPREM gives -1 (q 3); FPREM1 rounds to even (q 4), r +1.
+    assert.deepEqual(rem(DATA + 24, DATA + 32, FPREM), [-1, 0x4200]);
+    assert.deepEqual(rem(DATA + 24, DATA + 32, FPREM1), [1, 0x0100]);
+  });
+
+  it("agree with fmod and the IEEE remainder on random doubles, partial steps included", () => {
+    const cpu = cpuWith();
+    let seed = 7;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    let partial = 0;
+    for (let n = 0; n < 400; n++) {
+      const x = (rand() - 0.5) * 2 ** Math.floor(rand() * 240 - 100);
+      const y = (rand() - 0.5) * 2 ** Math.floor(rand() * 120 - 60);
+      if (x === 0 || y === 0) continue;
+      dv(cpu).setFloat64(DATA, x, true);
+      dv(cpu).setFloat64(DATA + 8, y, true);
+      for (const ieee of [false, true]) {
+        assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA + 8), ...fldQ(DATA)]), undefined);
+        for (let k = 0; k < 100; k++) {
+          const sw = statusAfter(cpu, ieee ? FPREM1 : FPREM);
+          if (!(sw & 0x400)) break;
+          partial++;
+        }
+        let want = x % y; // exact
+        if (ieee && Math.abs(want) > Math.abs(y) / 2) want -= Math.sign(want) * Math.abs(y);
+        assert.equal(cpu.fpu.toNumber(0), want, `${x} ${ieee ? "rem" : "mod"} ${y}`);
+      }
+    }
+    assert.ok(partial > 50, `only ${partial} partial steps`);
+  });
+});
+
 describe("FNSTENV, FNSAVE, FLDENV and FRSTOR layouts (SDM Vol. 1, Figures 8-9 to 8-12)", () => {
   it("32-bit protected mode: FNSTENV stores 28 bytes, then masks every exception", () => {
     const cpu = cpuWith({ [DATA]: 1.5 });

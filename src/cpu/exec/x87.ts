@@ -53,7 +53,7 @@ export const enum Fmt {
 const SIZE = [4, 8, 10, 2, 4, 8];
 
 /** An operand as 80 bits (filled by readValue). */
-interface Bits {
+export interface Bits {
   lo: number;
   hi: number;
   se: number;
@@ -61,12 +61,12 @@ interface Bits {
 
 const EXP = 0x7fff;
 const J = 0x80000000 | 0;
-const isNaNBits = (b: Bits): boolean => (b.se & EXP) === EXP && ((b.hi & ~J) | b.lo) !== 0;
+export const isNaNBits = (b: Bits): boolean => (b.se & EXP) === EXP && ((b.hi & ~J) | b.lo) !== 0;
 /** SNaNs and the encodings the x87 no longer supports (unnormals, pseudo-NaNs) raise #IA. */
-const isSignalling = (b: Bits): boolean =>
+export const isSignalling = (b: Bits): boolean =>
   ((b.se & EXP) !== 0 && (b.hi & J) === 0) || (isNaNBits(b) && (b.hi & 0x40000000) === 0);
-const isDenormal = (b: Bits): boolean => (b.se & EXP) === 0 && (b.hi | b.lo) !== 0;
-const isZero = (b: Bits): boolean => (b.se & EXP) === 0 && (b.hi | b.lo) === 0;
+export const isDenormal = (b: Bits): boolean => (b.se & EXP) === 0 && (b.hi | b.lo) !== 0;
+export const isZero = (b: Bits): boolean => (b.se & EXP) === 0 && (b.hi | b.lo) === 0;
 
 /** Reads a memory operand of format `fmt` as 80 bits (exact for every format). */
 function readValue(c: Cpu, i: Instr, fmt: Fmt): Bits {
@@ -106,7 +106,7 @@ function readValue(c: Cpu, i: Instr, fmt: Fmt): Bits {
   return { lo: conv.lo, hi: conv.hi, se: conv.se };
 }
 
-function stBits(f: FpuState, i: number): Bits {
+export function stBits(f: FpuState, i: number): Bits {
   const p = f.phys(i);
   return { lo: f.sigLo[p], hi: f.sigHi[p], se: f.se[p] };
 }
@@ -339,7 +339,7 @@ export const enum Op {
 }
 
 /** The NaN result of an operation with a NaN operand (SDM Vol. 1, Table 4-7), quieted. */
-function nanResult(a: Bits, b: Bits): Bits {
+export function nanResult(a: Bits, b: Bits): Bits {
   let r: Bits;
   if (isNaNBits(a) && isNaNBits(b)) {
     const ga = a.hi >>> 0 > b.hi >>> 0 || (a.hi === b.hi && a.lo >>> 0 >= b.lo >>> 0);
