@@ -191,10 +191,10 @@ function loadGuestState(c: Cpu, v: Vmcs, x: EntryContext): boolean {
   c.eip = c.nextEip = readLinear(v, F.GuestRip, c.mode64);
   c.debug.update(c);
   // 27.3.2.5: non-register state. With "virtual NMIs", bit 3 is virtual-NMI blocking and
-  // stays in the field (events.ts); without, it is blocking by NMI.
+  // stays in the field (events.ts), and NMIs are not blocked; without, it is blocking by NMI.
   const intr = v.read(F.GuestInterruptibilityState);
   c.blocking = intr & (BLOCKING_STI | BLOCKING_MOV_SS);
-  if (!(x.pin & Pin.VirtualNmis)) c.nmiBlocked = (intr & 8) !== 0;
+  c.nmiBlocked = !(x.pin & Pin.VirtualNmis) && (intr & 8) !== 0;
   c.activity = v.read(F.GuestActivityState);
   // 27.3.2.4: PDPTEs of a PAE guest, from the fields with EPT, else from guest CR3.
   if (c.cr0 & CR0_PG && c.cr4 & CR4_PAE && !x.ia32eGuest) {

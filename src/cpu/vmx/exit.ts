@@ -172,14 +172,14 @@ export function finishExit(c: Cpu, v: Vmcs, reason: number, info: ExitInfo): voi
   exitToHostTlb(c, v);
   if (!loadHostState(c, v)) vmxAbort(c, VmxAbort.HostPdpte);
   // Blocking by STI and MOV SS ends with a VM exit; an NMI that caused the exit leaves
-  // NMIs blocked unless "virtual NMIs" (28.5 and 26.2.2, "NMI exiting").
+  // NMIs blocked (with or without "virtual NMIs": the NMI was taken, 26.2).
   c.blocking &= ~(BLOCKING_STI | BLOCKING_MOV_SS);
   const intr = info.interruptionInfo ?? 0;
   const nmiExit =
     reason === ExitReason.ExceptionOrNmi &&
     (intr & INTR_INFO_VALID) !== 0 &&
     ((intr >>> INTR_TYPE_SHIFT) & 7) === INTR_TYPE_NMI;
-  if (nmiExit && !(v.read(F.PinBasedControls) & Pin.VirtualNmis)) c.nmiBlocked = true;
+  if (nmiExit) c.nmiBlocked = true;
   c.activity = ActivityState.Active;
   if (loadMsrList(c, v.read64(F.ExitMsrLoadAddress), v.read(F.ExitMsrLoadCount)) !== 0) {
     vmxAbort(c, VmxAbort.LoadHostMsrs);
