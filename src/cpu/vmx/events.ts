@@ -109,10 +109,14 @@ function advance(c: Cpu, length: number): number {
   return c.segs[1].big ? (c.eip + length) >>> 0 : (c.eip + length) & 0xffff;
 }
 
-/** An NMI was delivered: blocking by NMI, or virtual-NMI blocking with virtual NMIs. */
+/**
+ * An NMI was injected: with "virtual NMIs", virtual-NMI blocking is in effect after the
+ * VM entry (27.6.1.2). Without, the SDM names no blocking, and processors set none: the
+ * guest's NMIs stay unblocked until it blocks them itself (the original SHV's NMI
+ * experiments 18 and 19 check this on hardware).
+ */
 function blockNmis(c: Cpu, v: Vmcs): void {
   if (v.read(F.PinBasedControls) & Pin.VirtualNmis) setVirtualNmiBlocking(v, true);
-  else c.nmiBlocked = true;
 }
 
 /** Virtual-NMI blocking is bit 3 of the guest interruptibility state (event-state.ts). */
