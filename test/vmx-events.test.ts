@@ -183,6 +183,14 @@ test("INT n through a not-present gate: #NP exit during delivery of the software
   assert.equal(g.v.read(F.ExitInstructionLength), 2);
 });
 
+test("a task switch is a VM exit: selector, source and instruction length", () => {
+  const g = guest([0xea, 0, 0, 0, 0, 0x20, 0], { before: tables }); // JMP 20:0
+  assert.equal(g.runToExit(), ExitReason.TaskSwitch);
+  assert.equal(g.v.read(F.ExitQualification) >>> 0, 0x80000020); // source 2: JMP
+  assert.equal(g.v.read(F.ExitInstructionLength), 7);
+  assert.equal(g.v.read(F.GuestRip), CODE);
+});
+
 test("a triple fault in non-root operation is a VM exit", () => {
   const g = guest([0x0f, 0x0b], {
     before: (cpu) => {
@@ -270,7 +278,8 @@ test("NMI exiting with virtual NMIs: virtual-NMI blocking does not hold physical
   g.cpu.nmi();
   assert.equal(g.runToExit(), ExitReason.ExceptionOrNmi);
   assert.equal(g.v.read(F.GuestInterruptibilityState) & 8, 8); // saved as it was
-  assert.equal(g.cpu.nmiBlocked, false);
+  // A VM exit caused by an NMI blocks NMIs in the host (28.5, "Updating Non-Register State").
+  assert.equal(g.cpu.nmiBlocked, true);
 });
 
 test("without NMI exiting the guest takes the NMI through its IDT", () => {

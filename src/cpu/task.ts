@@ -31,6 +31,7 @@ import { loadPdptes } from "./mmu.js";
 import { descriptorAr, descriptorBase, descriptorLimit } from "./segreg.js";
 import { checkStackSegment, commitSegment, readDescriptor } from "./segment.js";
 import type { Cpu } from "./cpu.js";
+import { taskSwitchExit } from "./vmx/events.js";
 
 export const enum TaskSwitchReason {
   Call,
@@ -53,6 +54,8 @@ const BUSY_BIT = 1 << 9; // bit 1 of the type field in the descriptor's high dwo
 
 /** Switches to the task whose TSS selector is `sel`; `returnEip` is saved in the old TSS. */
 export function taskSwitch(c: Cpu, sel: number, reason: TaskSwitchReason, returnEip: number): void {
+  // In VMX non-root operation a task switch is a VM exit (vmx/events.ts).
+  if (c.vmx.nonRoot) taskSwitchExit(c, sel, reason, returnEip);
   if (sel & 4) fault(GP, sel & 0xfffc); // a TSS descriptor must be in the GDT
   const [lo, hi] = readDescriptor(c, sel, GP);
   const type = (hi >> 8) & 0x1f;

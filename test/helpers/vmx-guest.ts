@@ -116,7 +116,7 @@ export const IDT = 0x2000;
 export const HANDLERS = 0xa000;
 
 /**
- * A flat GDT (null, 32-bit code 08, data 10, a TSS slot 18) and a 256-entry IDT of 32-bit
+ * A flat GDT (null, 32-bit code 08, data 10, busy TSS 18, available TSS 20) and a 256-entry IDT of 32-bit
  * interrupt gates to HANDLERS + vector * 16, each handler "HLT; IRET".
  */
 export function descriptorTables(cpu: Cpu, mem: PhysicalMemory): void {
@@ -126,6 +126,7 @@ export function descriptorTables(cpu: Cpu, mem: PhysicalMemory): void {
     [0x0000ffff, 0x00cf9b00],
     [0x0000ffff, 0x00cf9300],
     [0x00000067, 0x00008b00],
+    [0x00000067, 0x00008900], // 20: an available 32-bit TSS at 0
   ];
   gdt.forEach(([lo, hi], k) => {
     view.setUint32(GDT + 8 * k, lo, true);

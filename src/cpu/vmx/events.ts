@@ -33,6 +33,7 @@ import {
   INTR_TYPE_SHIFT,
   INTR_VALID,
   interruptionInfo,
+  taskSwitchQualification,
 } from "./exit-info.js";
 import type { Vmcs } from "./vmcs.js";
 
@@ -487,4 +488,17 @@ export function beforeExit(c: Cpu, v: Vmcs, info: ExitInfo): void {
   c.vmx.events.mtfPending = false;
   stopPreemptionTimer(c, v);
   v.write(F.EntryInterruptionInfo, v.read(F.EntryInterruptionInfo) & ~INTR_VALID);
+}
+
+/**
+ * A task switch in non-root operation is a VM exit (26.4.2), taken after the checks on
+ * the gate or descriptor that lead to it: qualification the TSS selector and the source
+ * (0 CALL, 1 IRET, 2 JMP, 3 a task gate in the IDT, which is task.ts's numbering), the
+ * instruction length for CALL, IRET and JMP; a task gate in the IDT reports the event
+ * being delivered as IDT-vectoring information (beforeExit).
+ */
+export function taskSwitchExit(c: Cpu, selector: number, source: number, returnEip: number): never {
+  const info: ExitInfo = {};
+  if (source !== 3) info.instructionLength = instructionLength(c, returnEip);
+  return vmExit(c, ExitReason.TaskSwitch, taskSwitchQualification(selector, source), info);
 }
