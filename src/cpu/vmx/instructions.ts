@@ -107,6 +107,8 @@ export const vmxoff: Handler = (c) => {
   c.vmx.off(c.mem);
   traceNote(c, "VMXOFF");
   vmSucceed(c);
+  // An INIT held while in VMX root operation is taken now (cpu.ts, takeEvents).
+  c.kick();
 };
 
 // ---------------------------------------------------------------- VMCS pointers
