@@ -460,6 +460,46 @@ describe("FXTRACT, FSCALE, FPREM and FPREM1 (exact on the 80-bit patterns)", () 
   });
 });
 
+describe("x87 transcendental instructions (through float64)", () => {
+  const cpu = cpuWith({ [DATA]: 0.5, [DATA + 8]: 8, [DATA + 16]: 3, [DATA + 24]: 2 ** 64 });
+  const st = (k: number): number => cpu.fpu.toNumber(k);
+
+  it("FSIN, FCOS, FSINCOS, FPTAN; |x| >= 2^63 sets C2 and leaves ST(0)", () => {
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xd9, 0xfe]), undefined);
+    assert.equal(st(0), Math.sin(0.5));
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xd9, 0xff]), undefined);
+    assert.equal(st(0), Math.cos(0.5));
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xd9, 0xfb]), undefined);
+    assert.deepEqual([st(0), st(1), cpu.fpu.top], [Math.cos(0.5), Math.sin(0.5), 6]);
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xd9, 0xf2]), undefined);
+    assert.deepEqual([st(0), st(1)], [1, Math.tan(0.5)]);
+    const sw = statusAfter(cpu, [...FNINIT, ...fldQ(DATA + 24), 0xd9, 0xfe]);
+    assert.equal(sw & 0x0400, 0x0400, "C2: out of range");
+    assert.equal(st(0), 2 ** 64);
+    const inf = [...FLDZ, ...FLD1, 0xd8, 0xf1]; // 1/0
+    assert.equal(statusAfter(cpu, [...FNINIT, ...inf, 0xdb, 0xe2, 0xd9, 0xff]) & 1, 1);
+    assert.equal(cpu.fpu.classify(0), 0x0100, "cos(infinity): the indefinite");
+  });
+
+  it("FPATAN, FYL2X, FYL2XP1 and F2XM1", () => {
+    assert.equal(exec(cpu, [...FNINIT, ...FLD1, ...FLD1, 0xd9, 0xe0, 0xd9, 0xf3]), undefined);
+    assert.deepEqual([st(0), cpu.fpu.top], [Math.atan2(1, -1), 7], "atan2(1, -1), popped");
+    assert.equal(
+      exec(cpu, [...FNINIT, ...fldQ(DATA + 16), ...fldQ(DATA + 8), 0xd9, 0xf1]),
+      undefined,
+    );
+    assert.equal(st(0), 9, "3 * log2(8)");
+    const sw = statusAfter(cpu, [...FNINIT, ...FLD1, ...FLDZ, 0xd9, 0xf1]);
+    assert.deepEqual([sw & 0x3f, st(0)], [0x04, -Infinity], "log2(0): #Z");
+    const neg = statusAfter(cpu, [...FNINIT, ...FLD1, ...FLD1, 0xd9, 0xe0, 0xd9, 0xf1]);
+    assert.equal(neg & 1, 1, "log2(-1): #IA");
+    assert.equal(exec(cpu, [...FNINIT, ...FLD1, ...fldQ(DATA), 0xd9, 0xf9]), undefined);
+    assert.equal(st(0), Math.log1p(0.5) / Math.LN2);
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xd9, 0xf0]), undefined);
+    assert.ok(Math.abs(st(0) - (Math.SQRT2 - 1)) < 1e-15, "2^0.5 - 1");
+  });
+});
+
 describe("FNSTENV, FNSAVE, FLDENV and FRSTOR layouts (SDM Vol. 1, Figures 8-9 to 8-12)", () => {
   it("32-bit protected mode: FNSTENV stores 28 bytes, then masks every exception", () => {
     const cpu = cpuWith({ [DATA]: 1.5 });

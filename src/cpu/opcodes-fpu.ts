@@ -5,9 +5,8 @@
  * memory operands by size: Mw m16, Md m32, Mq m64, Mt m80; M for the environment and
  * save areas.
  *
- * Not implemented, so without a row and #UD (decode.ts): the transcendental instructions
- * (F2XM1, FYL2X, FPTAN, FPATAN, FYL2XP1, FSINCOS, FSIN, FCOS), FBLD/FBSTP (packed BCD),
- * FISTTP (SSE3), the undocumented
+ * Not implemented, so without a row and #UD (decode.ts): FBLD/FBSTP (packed BCD), FISTTP
+ * (SSE3), the undocumented
  * aliases (DC D0-DF, DD C8-CF, DE D0-D7, DF C0-DF but FNSTSW AX), and the SSE instructions
  * LDMXCSR/STMXCSR and XSAVEOPT: CPUID does not report SSE or XSAVEOPT, for which the SDM
  * makes them #UD.
@@ -18,6 +17,7 @@ import { Fmt, Op } from "./exec/x87.js";
 import * as XC from "./exec/x87-control.js";
 import * as XS from "./exec/xsave.js";
 import * as XE from "./exec/x87-scale.js";
+import * as XT from "./exec/x87-trans.js";
 import { ExitReason } from "./vmx/exit-reasons.js";
 
 const ARITH = ["fadd", "fmul", "fcom", "fcomp", "fsub", "fsubr", "fdiv", "fdivr"];
@@ -108,11 +108,19 @@ export const FPU_ROWS: readonly OpDef[] = [
   ...CONSTANTS.map((m, rm) => ({ op: 0xd9, reg: 5, mod3: R, rm, m, o: "", exec: X.fldConst(rm) })),
   { op: 0xd9, reg: 6, mod3: R, rm: 6, m: "fdecstp", o: "", exec: XC.fincdecstp(-1) },
   { op: 0xd9, reg: 6, mod3: R, rm: 7, m: "fincstp", o: "", exec: XC.fincdecstp(1) },
+  { op: 0xd9, reg: 6, mod3: R, rm: 0, m: "f2xm1", o: "", exec: XT.f2xm1 },
+  { op: 0xd9, reg: 6, mod3: R, rm: 1, m: "fyl2x", o: "", exec: XT.fyl2x },
+  { op: 0xd9, reg: 6, mod3: R, rm: 2, m: "fptan", o: "", exec: XT.fptan },
+  { op: 0xd9, reg: 6, mod3: R, rm: 3, m: "fpatan", o: "", exec: XT.fpatan },
   { op: 0xd9, reg: 6, mod3: R, rm: 4, m: "fxtract", o: "", exec: XE.fxtract },
   { op: 0xd9, reg: 6, mod3: R, rm: 5, m: "fprem1", o: "", exec: XE.fprem(true) },
   { op: 0xd9, reg: 7, mod3: R, rm: 0, m: "fprem", o: "", exec: XE.fprem(false) },
+  { op: 0xd9, reg: 7, mod3: R, rm: 1, m: "fyl2xp1", o: "", exec: XT.fyl2xp1 },
   { op: 0xd9, reg: 7, mod3: R, rm: 2, m: "fsqrt", o: "", exec: X.fsqrt },
+  { op: 0xd9, reg: 7, mod3: R, rm: 3, m: "fsincos", o: "", exec: XT.fsincos },
   { op: 0xd9, reg: 7, mod3: R, rm: 5, m: "fscale", o: "", exec: XE.fscale },
+  { op: 0xd9, reg: 7, mod3: R, rm: 6, m: "fsin", o: "", exec: XT.fsin },
+  { op: 0xd9, reg: 7, mod3: R, rm: 7, m: "fcos", o: "", exec: XT.fcos },
   { op: 0xd9, reg: 7, mod3: R, rm: 4, m: "frndint", o: "", exec: X.frndint },
   // DA, DB
   ...FCMOV.map(([op, reg, m, cc]) => ({ op, reg, mod3: R, m, o: "ST,STi", exec: X.fcmov(cc) })),

@@ -194,13 +194,13 @@ function storeValue(c: Cpu, f: FpuState, lin: number, fmt: Fmt): boolean {
   }
   const x = f.toNumber(0);
   const r = fmt === Fmt.F32 ? Math.fround(x) : x;
-  let flags = 0;
-  if (!isFinite(r) && (v.se & EXP) !== EXP) flags |= FSW_OE | FSW_PE;
-  else {
+  if (!isFinite(r) && (v.se & EXP) !== EXP) {
+    if (!f.raise(FSW_OE | FSW_PE)) return false; // an unmasked #O stores nothing to memory
+  } else {
     numberToBits(r);
-    if (conv.lo !== v.lo || conv.hi !== v.hi || conv.se !== v.se) flags |= FSW_PE;
+    // #P: the rounded value is stored whether or not the exception is masked.
+    if (conv.lo !== v.lo || conv.hi !== v.hi || conv.se !== v.se) f.raise(FSW_PE);
   }
-  if (flags && !f.raise(flags)) return false;
   if (fmt === Fmt.F32) {
     const dv = new DataView(new ArrayBuffer(4));
     dv.setFloat32(0, r, true);
@@ -244,7 +244,7 @@ function storeInteger(c: Cpu, f: FpuState, lin: number, fmt: Fmt, v: Bits): bool
     if (!f.raise(FSW_IE)) return false;
     lo = fmt === Fmt.I64 ? 0 : fmt === Fmt.I32 ? 0x80000000 : 0x8000;
     hi = 0x80000000;
-  } else if (inexact && !f.raise(FSW_PE)) return false;
+  } else if (inexact) f.raise(FSW_PE); // #P: the result is stored, masked or not
   if (fmt === Fmt.I16) c.wr(lin, 2, lo & 0xffff);
   else c.wr(lin, 4, lo | 0);
   if (fmt === Fmt.I64) c.wr(lin + 4, 4, hi | 0);
@@ -564,7 +564,7 @@ export const fsqrt: Handler = (c, i) =>
     if (isDenormal(v) && !f.raise(FSW_DE)) return undefined;
     const x = numberOf(v);
     const r = Math.sqrt(x);
-    if (r * r !== x && !f.raise(FSW_PE)) return undefined;
+    if (r * r !== x) f.raise(FSW_PE); // stored whether #P is masked or not
     numberToBits(r);
     return { lo: conv.lo, hi: conv.hi, se: conv.se };
   });
@@ -579,7 +579,7 @@ export const frndint: Handler = (c, i) =>
     const inexact = roundToInteger(v.lo, v.hi, v.se, f.roundingControl);
     const mLo = conv.lo;
     const mHi = conv.hi;
-    if (inexact && !f.raise(FSW_PE)) return undefined;
+    if (inexact) f.raise(FSW_PE);
     integerToBits(mLo, mHi, (v.se & 0x8000) !== 0);
     return { lo: conv.lo, hi: conv.hi, se: conv.se };
   });
