@@ -181,6 +181,9 @@ export function finishExit(c: Cpu, v: Vmcs, reason: number, info: ExitInfo): voi
     ((intr >>> INTR_TYPE_SHIFT) & 7) === INTR_TYPE_NMI;
   if (nmiExit) c.nmiBlocked = true;
   c.activity = ActivityState.Active;
+  // The host's blocking changed: its pending events (an NMI held back in the guest, an
+  // interrupt) are looked at again at the first instruction boundary.
+  c.eventPending = true;
   if (loadMsrList(c, v.read64(F.ExitMsrLoadAddress), v.read(F.ExitMsrLoadCount)) !== 0) {
     vmxAbort(c, VmxAbort.LoadHostMsrs);
   }
