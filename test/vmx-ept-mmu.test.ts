@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CR0_PG, CR4_PAE, CR4_PGE, PTE_A, PTE_G, PTE_P, PTE_RW } from "../src/cpu/arch.js";
+import { CR0_PG, CR4_PAE, CR4_PGE, ESP, PTE_A, PTE_G, PTE_P, PTE_RW } from "../src/cpu/arch.js";
 import type { Cpu } from "../src/cpu/cpu.js";
 import { Instr } from "../src/cpu/decode.js";
 import { loadPdptes, P_WS, P_WU } from "../src/cpu/mmu.js";
@@ -38,7 +38,9 @@ import {
 } from "../src/cpu/vmx/tlb.js";
 import { Vmcs } from "../src/cpu/vmx/vmcs.js";
 import type { PhysicalMemory } from "../src/machine/memory.js";
-import { makeCpu } from "./helpers/cpu.js";
+import { CODE, decodeAt, makeCpu } from "./helpers/cpu.js";
+import { Pin } from "../src/cpu/vmx/controls.js";
+import { BLOCKING_NMI } from "../src/cpu/vmx/exit.js";
 
 const RWX = EPT_R | EPT_W | EPT_X;
 const WB = 6 << 3;
@@ -175,6 +177,23 @@ describe("EPT in the MMU (SDM Vol. 3C, 29.3.2)", () => {
     assert.equal(x.reason, ExitReason.EptMisconfig);
     assert.equal(x.gpa, 0x7abc);
   });
+
+  for (const blocked of [true, false]) {
+    it(`an IRET that ${blocked ? "ends" : "finds no"} virtual-NMI blocking and violates on its stack: bit 12 ${blocked ? "set" : "clear"}`, () => {
+      const g = guest();
+      const v = g.cpu.vmx.vmcs;
+      v.write(F.PinBasedControls, Pin.NmiExiting | Pin.VirtualNmis);
+      v.write(F.GuestInterruptibilityState, blocked ? BLOCKING_NMI : 0);
+      g.map(CODE & ~0xfff, CODE & ~0xfff);
+      g.cpu.regs[ESP] = 0x7ff0; // the stack page, 0x7000, is not mapped in EPT
+      const i = decodeAt(g.cpu, [0xcf]); // iret
+      const x = g.exit(() => i.exec(g.cpu, i));
+      assert.equal(x.reason, ExitReason.EptViolation);
+      assert.equal(x.qual & 0x1000, blocked ? 0x1000 : 0);
+      assert.equal(x.gpa, 0x7ff0);
+      assert.equal(v.read(F.GuestInterruptibilityState) & BLOCKING_NMI, 0, "blocking ended");
+    });
+  }
 
   it("with EPTP bit 6: paging-structure reads are writes (D on the table pages)", () => {
     const g = guest(EPTP | EPTP_AD);

@@ -22,6 +22,7 @@ import {
   eptWalk,
   QUAL_FINAL,
   QUAL_LINEAR_VALID,
+  QUAL_NMI_UNBLOCKING,
 } from "./ept.js";
 import { ExitReason } from "./exit-reasons.js";
 import { vmExit } from "./exit.js";
@@ -68,5 +69,8 @@ function eptExit(cpu: Cpu, w: EptWalk, gpa: number, lin: number, bits: number): 
   // Bit 7: the guest-linear-address field is valid (every violation but a PDPTE load).
   const info =
     bits & QUAL_LINEAR_VALID ? { guestPhysical: gpa, guestLinear: lin } : { guestPhysical: gpa };
+  // Bit 12: the access belongs to an IRET that ended (virtual-)NMI blocking, which stays
+  // ended (SDM 28.1); the hypervisor must set it again before resuming the IRET.
+  if (cpu.vmx.events.nmiUnblockedByIretAt === cpu.instructionsRetired) bits |= QUAL_NMI_UNBLOCKING;
   return vmExit(cpu, ExitReason.EptViolation, w.qualification | bits, info);
 }

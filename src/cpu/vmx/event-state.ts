@@ -33,6 +33,12 @@ export class EventState {
   vectoringLength = 0;
   /** The event being delivered was injected by VM entry (not checked against the bitmap). */
   injecting = false;
+  /**
+   * instructionsRetired of the IRET that last ended blocking by NMI or virtual-NMI
+   * blocking (-1: none): a fault or EPT violation of that same IRET, not yet retired,
+   * reports "NMI unblocking due to IRET" (SDM Vol. 3C, 28.2.2 and Table 28-7, bit 12).
+   */
+  nmiUnblockedByIretAt = -1;
 
   reset(): void {
     this.blockingBefore = 0;
@@ -46,5 +52,6 @@ export class EventState {
     this.vectoringErrorCode = 0;
     this.vectoringLength = 0;
     this.injecting = false;
+    this.nmiUnblockedByIretAt = -1;
   }
 }

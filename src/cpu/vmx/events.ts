@@ -461,7 +461,12 @@ export function tripleFaultExit(c: Cpu): never {
  */
 export function iretNmiUnblocking(c: Cpu): void {
   const pin = c.vmx.vmcs.read(F.PinBasedControls);
-  if (pin & Pin.VirtualNmis) setVirtualNmiBlocking(c.vmx.vmcs, false);
+  const virtual = (pin & Pin.VirtualNmis) !== 0;
+  const unblocks = virtual
+    ? virtualNmiBlocked(c.vmx.vmcs)
+    : !(pin & Pin.NmiExiting) && c.nmiBlocked;
+  if (unblocks) c.vmx.events.nmiUnblockedByIretAt = c.instructionsRetired;
+  if (virtual) setVirtualNmiBlocking(c.vmx.vmcs, false);
   else if (!(pin & Pin.NmiExiting)) c.nmiBlocked = false;
   c.eventPending = true; // an NMI window may have opened
 }
