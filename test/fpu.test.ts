@@ -500,6 +500,36 @@ describe("x87 transcendental instructions (through float64)", () => {
   });
 });
 
+describe("FBLD and FBSTP (packed BCD)", () => {
+  const bcd = (s: string): number[] => s.split(" ").map((h) => parseInt(h, 16));
+
+  it("round-trip 18 digits with the sign; FBSTP rounds by RC", () => {
+    const cpu = cpuWith({ [DATA + 16]: -2.5 });
+    const digits = "89 67 45 23 01 89 67 45 23 80"; // -234567890123456789, low digits first
+    cpu.mem.ram.set(bcd(digits), DATA);
+    const code = [...FNINIT, 0xdf, 0x25, ...at(DATA), 0xdf, 0x35, ...at(OUT)];
+    assert.equal(exec(cpu, code), undefined);
+    assert.equal(hexAt(cpu, OUT, 10), digits);
+    assert.equal(cpu.fpu.top, 0, "FBSTP popped");
+    // FBLD is exact: FISTP m64 gives the same integer back.
+    assert.equal(
+      exec(cpu, [...FNINIT, 0xdf, 0x25, ...at(DATA), 0xdf, 0x3d, ...at(OUT)]),
+      undefined,
+    );
+    assert.equal(dv(cpu).getBigInt64(OUT, true), -234567890123456789n);
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA + 16), 0xdf, 0x35, ...at(OUT)]), undefined);
+    assert.equal(hexAt(cpu, OUT, 10), "02 00 00 00 00 00 00 00 00 80", "-2.5 to nearest even: -2");
+    assert.equal(cpu.fpu.statusWord & 0x20, 0x20, "PE");
+  });
+
+  it("FBSTP of 10^18 or infinity: IE and the BCD indefinite", () => {
+    const cpu = cpuWith({ [DATA]: 1e18 });
+    assert.equal(exec(cpu, [...FNINIT, ...fldQ(DATA), 0xdf, 0x35, ...at(OUT)]), undefined);
+    assert.equal(hexAt(cpu, OUT, 10), "00 00 00 00 00 00 00 c0 ff ff");
+    assert.equal(cpu.fpu.statusWord & 1, 1);
+  });
+});
+
 describe("FNSTENV, FNSAVE, FLDENV and FRSTOR layouts (SDM Vol. 1, Figures 8-9 to 8-12)", () => {
   it("32-bit protected mode: FNSTENV stores 28 bytes, then masks every exception", () => {
     const cpu = cpuWith({ [DATA]: 1.5 });

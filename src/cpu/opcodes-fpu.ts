@@ -5,8 +5,7 @@
  * memory operands by size: Mw m16, Md m32, Mq m64, Mt m80; M for the environment and
  * save areas.
  *
- * Not implemented, so without a row and #UD (decode.ts): FBLD/FBSTP (packed BCD), FISTTP
- * (SSE3), the undocumented
+ * Not implemented, so without a row and #UD (decode.ts): FISTTP (SSE3), the undocumented
  * aliases (DC D0-DF, DD C8-CF, DE D0-D7, DF C0-DF but FNSTSW AX), and the SSE instructions
  * LDMXCSR/STMXCSR and XSAVEOPT: CPUID does not report SSE or XSAVEOPT, for which the SDM
  * makes them #UD.
@@ -18,6 +17,7 @@ import * as XC from "./exec/x87-control.js";
 import * as XS from "./exec/xsave.js";
 import * as XE from "./exec/x87-scale.js";
 import * as XT from "./exec/x87-trans.js";
+import * as XB from "./exec/x87-bcd.js";
 import { ExitReason } from "./vmx/exit-reasons.js";
 
 const ARITH = ["fadd", "fmul", "fcom", "fcomp", "fsub", "fsubr", "fdiv", "fdivr"];
@@ -154,7 +154,9 @@ export const FPU_ROWS: readonly OpDef[] = [
   { op: 0xdf, reg: 0, mod3: M, m: "fild", o: "Mw", exec: X.fldM(Fmt.I16) },
   { op: 0xdf, reg: 2, mod3: M, m: "fist", o: "Mw", exec: X.fstM(Fmt.I16, false) },
   { op: 0xdf, reg: 3, mod3: M, m: "fistp", o: "Mw", exec: X.fstM(Fmt.I16, true) },
+  { op: 0xdf, reg: 4, mod3: M, m: "fbld", o: "Mt", exec: XB.fbld },
   { op: 0xdf, reg: 5, mod3: M, m: "fild", o: "Mq", exec: X.fldM(Fmt.I64) },
+  { op: 0xdf, reg: 6, mod3: M, m: "fbstp", o: "Mt", exec: XB.fbstp },
   { op: 0xdf, reg: 7, mod3: M, m: "fistp", o: "Mq", exec: X.fstM(Fmt.I64, true) },
   { op: 0xdf, reg: 4, mod3: R, rm: 0, m: "fnstsw", o: "AX", exec: XC.fnstswAx },
   { op: 0xdf, reg: 5, mod3: R, m: "fucomip", o: "ST,STi", exec: X.fcomi(true, true) },
