@@ -17,6 +17,7 @@ import { exceptionExits } from "../src/cpu/vmx/events.js";
 import { Vmcs } from "../src/cpu/vmx/vmcs.js";
 import {
   CODE,
+  GDT,
   HANDLERS,
   IDT,
   descriptorTables,
@@ -394,4 +395,24 @@ test("INIT is held in VMX root operation", () => {
   g.cpu.run(1);
   assert.ok(g.cpu.vmx.on);
   assert.equal(g.cpu.initPending, true);
+});
+
+test("an NMI held while the guest ran reaches the host right after an NMI-window exit", () => {
+  // Virtual NMIs: physical NMIs are unblocked in the guest; the NMI window has priority
+  // over the NMI, and the host (not blocking NMIs after this exit) then takes the NMI.
+  const g = guest(NOPS, {
+    pin: Pin.NmiExiting | Pin.VirtualNmis,
+    proc: Proc.NmiWindowExiting,
+    before: tables,
+    fields: [
+      [F.HostIdtrBase, IDT],
+      [F.HostGdtrBase, GDT],
+    ],
+  });
+  g.cpu.nmi();
+  g.cpu.run(10);
+  assert.equal(g.v.read(F.ExitReason), ExitReason.NmiWindow);
+  assert.equal(g.cpu.vmx.nonRoot, false);
+  assert.equal(g.cpu.eip, HANDLERS + 2 * 16 + 1); // the host's NMI handler, halted
+  assert.equal(g.cpu.nmiBlocked, true);
 });

@@ -484,8 +484,9 @@ export function linearQualification(c: Cpu, lin: number): number {
  * What every VM exit from non-root operation does for events (called by vmExit before it
  * records anything): IDT-vectoring information when the exit happens during event
  * delivery (28.2.4), the VMX-preemption timer stops and may save its value (28.3.4), no
- * MTF VM exit stays pending, and the valid bit of the VM-entry interruption-information
- * field is cleared (every VM exit clears it: SDM 25.8.3).
+ * MTF VM exit stays pending, the valid bit of the VM-entry interruption-information
+ * field is cleared (every VM exit clears it: SDM 25.8.3), and the host's first
+ * instruction boundary looks at the interrupt inputs.
  */
 export function beforeExit(c: Cpu, v: Vmcs, info: ExitInfo): void {
   vectoringInfo(c, info);
@@ -493,6 +494,9 @@ export function beforeExit(c: Cpu, v: Vmcs, info: ExitInfo): void {
   c.vmx.events.mtfPending = false;
   stopPreemptionTimer(c, v);
   v.write(F.EntryInterruptionInfo, v.read(F.EntryInterruptionInfo) & ~INTR_VALID);
+  // The host looks at its interrupt inputs at its first instruction boundary: an NMI or
+  // interrupt held while the guest ran (or left pending by this exit) may be taken now.
+  c.eventPending = true;
 }
 
 /**
