@@ -416,3 +416,25 @@ test("an NMI held while the guest ran reaches the host right after an NMI-window
   assert.equal(g.cpu.eip, HANDLERS + 2 * 16 + 1); // the host's NMI handler, halted
   assert.equal(g.cpu.nmiBlocked, true);
 });
+
+test("a fault on an IRET that ended virtual-NMI blocking sets bit 12 of the exit information", () => {
+  // PUSH 202H; PUSH 0 (a null CS); PUSH target; IRET: #GP(0) after unblocking.
+  const code = [0x68, 0x02, 0x02, 0, 0, 0x6a, 0x00, 0x68, 0, 0x10, 0, 0, 0xcf];
+  const g = guest(code, {
+    pin: Pin.NmiExiting | Pin.VirtualNmis,
+    exceptionBitmap: 1 << GP,
+    before: tables,
+    fields: [[F.GuestInterruptibilityState, 8]],
+  });
+  assert.equal(g.runToExit(), ExitReason.ExceptionOrNmi);
+  assert.equal(g.v.read(F.ExitInterruptionInfo) >>> 0, 0x80001b0d);
+  assert.equal(g.v.read(F.GuestInterruptibilityState) & 8, 0);
+  // Without blocking before the IRET, bit 12 stays clear.
+  const h = guest(code, {
+    pin: Pin.NmiExiting | Pin.VirtualNmis,
+    exceptionBitmap: 1 << GP,
+    before: tables,
+  });
+  assert.equal(h.runToExit(), ExitReason.ExceptionOrNmi);
+  assert.equal(h.v.read(F.ExitInterruptionInfo) >>> 0, 0x80000b0d);
+});

@@ -16,7 +16,7 @@
  * exiting, NMIs, interrupt-window exiting, external interrupts.
  */
 import { ActivityState } from "../../engine/engine.js";
-import { BLOCKING_MOV_SS, BLOCKING_STI, NMI, PF_VEC } from "../arch.js";
+import { BLOCKING_MOV_SS, BLOCKING_STI, DF_VEC, NMI, PF_VEC } from "../arch.js";
 import type { Cpu } from "../cpu.js";
 import { DebugException, Fault } from "../fault.js";
 import { IF } from "../flags.js";
@@ -29,6 +29,7 @@ import { BLOCKING_NMI, vmExit, type ExitInfo } from "./exit.js";
 import { F } from "./fields.js";
 import {
   INTR_ERROR_CODE_VALID,
+  INTR_NMI_UNBLOCKED_BY_IRET,
   INTR_TYPE_OTHER,
   INTR_TYPE_SHIFT,
   INTR_VALID,
@@ -354,6 +355,17 @@ export function exceptionExit(c: Cpu, f: Fault, direct: boolean): void {
   };
   if (f.errorCode >= 0) info.interruptionErrorCode = f.errorCode;
   if (!direct) vectoringInfo(c, info);
+  // A fault on an IRET that ended (virtual-)NMI blocking says so in bit 12, except during
+  // event delivery, for #DF, and with NMI exiting but no virtual NMIs (28.2.2).
+  const pin = v.read(F.PinBasedControls);
+  if (
+    s.nmiUnblockedByIretAt === c.instructionsRetired &&
+    info.idtVectoringInfo === undefined &&
+    f.vector !== DF_VEC &&
+    (pin & (Pin.NmiExiting | Pin.VirtualNmis)) !== Pin.NmiExiting
+  ) {
+    info.interruptionInfo = (info.interruptionInfo ?? 0) | INTR_NMI_UNBLOCKED_BY_IRET;
+  }
   s.vectoringInfo = 0;
   vmExit(c, ExitReason.ExceptionOrNmi, qualification, info);
 }
