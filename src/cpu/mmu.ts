@@ -318,7 +318,14 @@ function walk4(cpu: Cpu, lin: number, access: number): Walk {
   let rw = true;
   let us = true;
   let nx = false;
-  const touched: number[] = [];
+  // The entries above the last one (PML4E, PDPTE, PDE), for their accessed flags: no
+  // allocation on this path, which every TLB miss in IA-32e mode takes.
+  let a0 = -1;
+  let a1 = -1;
+  let a2 = -1;
+  let e0 = 0;
+  let e1 = 0;
+  let e2 = 0;
   let lo = 0;
   let addr = 0;
   let frame = 0;
@@ -326,14 +333,15 @@ function walk4(cpu: Cpu, lin: number, access: number): Walk {
   for (let level = 0; level < 4; level++) {
     const shift = 39 - 9 * level; // 39, 30, 21, 12
     addr = table + (Math.floor(lin / 2 ** shift) % 512) * 8;
-    const [elo, ehi] = paeEntry(cpu, addr, lin);
-    lo = elo;
+    const at = entryAddr(cpu, addr, lin, false);
+    lo = cpu.mem.read(at, 4);
+    const hi = cpu.mem.read(at + 4, 4);
     if (!(lo & PTE_P)) pageFault(cpu, lin, access, false);
-    if (ehi & rsvdHi) pageFault(cpu, lin, access, true, true);
+    if (hi & rsvdHi) pageFault(cpu, lin, access, true, true);
     rw &&= (lo & PTE_RW) !== 0;
     us &&= (lo & PTE_US) !== 0;
-    nx ||= nxe && (ehi & 0x80000000) !== 0;
-    const base = (ehi & 0xfffff) * TWO32;
+    nx ||= nxe && (hi & 0x80000000) !== 0;
+    const base = (hi & 0xfffff) * TWO32;
     if (level < 3 && lo & PTE_PS) {
       // PS is reserved in a PML4E; it maps 1 GiB in a PDPTE and 2 MiB in a PDE, whose
       // address bits below the page size (but above the PAT bit, 12) are reserved.
@@ -347,12 +355,23 @@ function walk4(cpu: Cpu, lin: number, access: number): Walk {
     }
     if (level === 3) frame = base + ((lo & 0xfffff000) >>> 0);
     else {
-      touched.push(addr, lo);
+      if (level === 0) {
+        a0 = addr;
+        e0 = lo;
+      } else if (level === 1) {
+        a1 = addr;
+        e1 = lo;
+      } else {
+        a2 = addr;
+        e2 = lo;
+      }
       table = base + ((lo & 0xfffff000) >>> 0);
     }
   }
   const perm = rights(cpu, lin, access, rw, us, nx, write || (lo & PTE_D) !== 0);
-  for (let k = 0; k < touched.length; k += 2) touch(cpu, touched[k], touched[k + 1], PTE_A, lin);
+  if (a0 >= 0) touch(cpu, a0, e0, PTE_A, lin);
+  if (a1 >= 0) touch(cpu, a1, e1, PTE_A, lin);
+  if (a2 >= 0) touch(cpu, a2, e2, PTE_A, lin);
   lo = touch(cpu, addr, lo, write ? PTE_A | PTE_D : PTE_A, lin);
   result.frame = frame;
   result.perm = perm | (large ? P_LARGE : 0) | (lo & PTE_G && cpu.cr4 & CR4_PGE ? P_G : 0);
