@@ -30,6 +30,10 @@
 #define F64_3_375 0x400B000000000000ull
 #define F64_1 0x3FF0000000000000ull
 #define F64_INDEFINITE 0xFFF8000000000000ull /* the QNaN floating-point indefinite */
+#define F64_3 0x4008000000000000ull
+#define F64_10 0x4024000000000000ull
+#define F64_1_25 0x3FF4000000000000ull
+#define F64_12 0x4028000000000000ull
 
 static u8 area[4096 + 64] __attribute__((aligned(64)));
 static volatile u64 m64[4];
@@ -81,6 +85,26 @@ static void test_arith(void) {
   check("fcompp", (cmp & 0x4500) == 0x0100, "1.5 < 2.25: C0 (FSW 0x%04x)", cmp);
   sw = fnstsw();
   check("pop_top", ((sw >> 11) & 7) == 0, "TOP %u after FCOMPP", (sw >> 11) & 7);
+}
+
+/* Exact results: FPREM's remainder and quotient bits, FXTRACT, FSCALE (SDM Vol. 2). */
+static void test_exact(void) {
+  m64[0] = F64_10;
+  m64[1] = F64_3;
+  u16 sw;
+  __asm__ volatile("fninit\n\tfldl %3\n\tfldl %2\n\tfprem\n\tfnstsw %0\n\tfstpl %1\n\tfstp %%st(0)"
+                   : "=m"(sw), "=m"(m64[2])
+                   : "m"(m64[0]), "m"(m64[1]));
+  check("fprem", m64[2] == F64_1 && (sw & 0x4700) == 0x4200, "10 rem 3 = 0x%llx, FSW 0x%04x (q = 3)",
+        (unsigned long long)m64[2], sw);
+  __asm__ volatile("fldl %2\n\tfxtract\n\tfstpl %0\n\tfstpl %1" : "=m"(m64[2]), "=m"(m64[3]) : "m"(m64[0]));
+  check("fxtract", m64[2] == F64_1_25 && m64[3] == F64_3, "10 = 0x%llx * 2^(0x%llx)",
+        (unsigned long long)m64[2], (unsigned long long)m64[3]);
+  m64[0] = F64_1_5;
+  __asm__ volatile("fldl %2\n\tfldl %1\n\tfscale\n\tfstpl %0\n\tfstp %%st(0)"
+                   : "=m"(m64[2])
+                   : "m"(m64[0]), "m"(m64[1]));
+  check("fscale", m64[2] == F64_12, "1.5 * 2^3 = 0x%llx", (unsigned long long)m64[2]);
 }
 
 /* Stack underflow with IE masked: IE and SF, C1 = 0, the indefinite stored (SDM 8.5.1.1). */
@@ -228,6 +252,7 @@ int kmain(u32 magic, struct multiboot_info *info) {
   write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
   test_init();
   test_arith();
+  test_exact();
   test_underflow();
   test_mf();
   test_nm();
