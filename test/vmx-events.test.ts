@@ -438,3 +438,23 @@ test("a fault on an IRET that ended virtual-NMI blocking sets bit 12 of the exit
   assert.equal(h.runToExit(), ExitReason.ExceptionOrNmi);
   assert.equal(h.v.read(F.ExitInterruptionInfo) >>> 0, 0x80000b0d);
 });
+
+test("pending debug exceptions after VM entry: a #DB trap before the first instruction", () => {
+  let g = guest(NOPS, {
+    before: tables,
+    fields: [[F.GuestPendingDebugExceptions, (1 << 14) | 1]], // BS, B0
+  });
+  assert.equal(g.cpu.eip, HANDLERS + DB * 16);
+  assert.equal(dword(g.mem, g.cpu.regs[ESP] >>> 0), CODE);
+  assert.equal(g.cpu.dr[6] & 0x4001, 0x4001);
+  // With #DB in the exception bitmap it exits, DR6 untouched.
+  g = guest(NOPS, {
+    exceptionBitmap: 1 << DB,
+    before: tables,
+    fields: [[F.GuestPendingDebugExceptions, 1 << 14]],
+  });
+  assert.equal(g.cpu.vmx.nonRoot, false);
+  assert.equal(g.v.read(F.ExitReason), ExitReason.ExceptionOrNmi);
+  assert.equal(g.v.read(F.ExitQualification), 1 << 14);
+  assert.equal(g.v.read(F.GuestRip), CODE);
+});

@@ -61,7 +61,7 @@ export function afterVmEntry(c: Cpu): void {
   startPreemptionTimer(c, v);
   c.eventPending = true; // windows, pending events and the timer: checked before any instruction
   const info = v.read(F.EntryInterruptionInfo);
-  if (!(info & INTR_VALID)) return;
+  if (!(info & INTR_VALID)) return pendingDebugExceptions(c, v);
   const vector = info & 0xff;
   const type = (info >>> INTR_TYPE_SHIFT) & 7;
   if (type === INTR_TYPE_OTHER) {
@@ -103,6 +103,21 @@ export function afterVmEntry(c: Cpu): void {
   // "Monitor trap flag" with a vectoring entry: an MTF VM exit before the first guest
   // instruction (26.5.2).
   if (v.read(F.ProcBasedControls) & Proc.MonitorTrapFlag) s.mtfPending = true;
+}
+
+/**
+ * Pending debug exceptions after a VM entry that injects nothing (27.7.3): B0-B3 or BS
+ * in the guest's pending-debug-exceptions field make a #DB trap with those DR6 bits,
+ * delivered (or, with #DB in the exception bitmap, exiting) before the first instruction,
+ * with the priority of traps on the previous instruction; blocking by MOV SS holds them
+ * back (they are lost, which the SDM allows).
+ */
+function pendingDebugExceptions(c: Cpu, v: Vmcs): void {
+  const bits = v.read(F.GuestPendingDebugExceptions) & DEBUG_QUALIFICATION_BITS & ~(1 << 13);
+  if (bits === 0 || c.blocking & BLOCKING_MOV_SS) return;
+  if (c.activity !== ActivityState.Active && c.activity !== ActivityState.Hlt) return;
+  c.activity = ActivityState.Active;
+  deliverException(c, new DebugException(bits), true);
 }
 
 /** The return address of a software event of `length` bytes at CS:rIP. */
