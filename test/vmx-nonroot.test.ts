@@ -509,3 +509,42 @@ test("a fault-like exit saves the blocking by STI as before the instruction", ()
 });
 
 const movEbx = (v: number) => [0xbb, v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24];
+
+test("VMX instructions exit with their own reasons, operands in the instruction information", () => {
+  let g = guest([0x0f, 0x01, 0xc1]); // VMCALL
+  g.cpu.cpl = 3; // no CPL check comes first
+  assert.equal(g.runToExit(), ExitReason.Vmcall);
+  assert.equal(g.v.read(F.ExitInstructionLength), 3);
+  g = guest([0x0f, 0x78, 0xc8]); // VMREAD EAX, ECX
+  assert.equal(g.runToExit(), ExitReason.Vmread);
+  let info = g.v.read(F.ExitInstructionInfo);
+  assert.equal((info >> 10) & 1, 1); // register operand
+  assert.equal((info >> 3) & 0xf, EAX);
+  assert.equal((info >>> 28) & 0xf, ECX);
+  g = guest([0x0f, 0xc7, 0x35, 0x00, 0x90, 0x00, 0x00]); // VMPTRLD [0x9000]
+  assert.equal(g.runToExit(), ExitReason.Vmptrld);
+  assert.equal(g.v.read(F.ExitQualification), 0x9000);
+  info = g.v.read(F.ExitInstructionInfo);
+  assert.equal((info >> 22) & 1, 1); // no index
+  assert.equal((info >> 27) & 1, 1); // no base
+  g = guest([0x66, 0x0f, 0x38, 0x80, 0x48, 0x08]); // INVEPT ECX, [EAX+8]
+  assert.equal(g.runToExit(), ExitReason.Invept);
+  assert.equal(g.v.read(F.ExitQualification), 8);
+  info = g.v.read(F.ExitInstructionInfo);
+  assert.equal((info >> 23) & 0xf, EAX);
+  assert.equal((info >>> 28) & 0xf, ECX);
+  g = guest([0x0f, 0x01, 0xc4]); // VMXOFF
+  assert.equal(g.runToExit(), ExitReason.Vmxoff);
+  g = guest([0x0f, 0x01, 0xc2]); // VMLAUNCH
+  assert.equal(g.runToExit(), ExitReason.Vmlaunch);
+});
+
+test("RDMSR of the TSC sees the TSC offset", () => {
+  const g = guest([...movEcx(0x10), 0x0f, 0x32, 0xf4], {
+    proc: Proc.UseTscOffsetting | Proc.UseMsrBitmaps,
+    fields: [[F.TscOffset, 0, 0x7000]],
+  });
+  g.cpu.run(100);
+  assert.ok(g.cpu.vmx.nonRoot);
+  assert.equal(g.cpu.regs[EDX], 0x7000);
+});
