@@ -268,7 +268,8 @@ export function nonRootEvents(c: Cpu): void {
         });
       }
       again = true;
-    } else if (!c.nmiBlocked && !movSs && !shutdown) {
+    } else if (!c.nmiBlocked && !movSs) {
+      // An NMI also takes the guest out of the shutdown state (26.5.2 on MTF).
       c.nmiPending = false;
       c.nmiBlocked = true;
       c.activity = ActivityState.Active;
