@@ -231,10 +231,8 @@ export function nonRootEvents(c: Cpu): void {
     c.sipiVector = -1;
     if (activity === ActivityState.WaitForSipi) exitAtBoundary(c, ExitReason.Sipi, vector);
   }
-  if (activity === ActivityState.WaitForSipi) {
-    if (c.initPending) c.eventPending = false; // held until the state changes
-    return;
-  }
+  // Everything else waits: a VM exit re-arms the check (beforeExit).
+  if (activity === ActivityState.WaitForSipi) return;
   const shutdown = activity === ActivityState.Shutdown;
   if (s.mtfPending && !shutdown) {
     s.mtfPending = false;
