@@ -466,12 +466,8 @@ export function vectoringInfo(c: Cpu, info: ExitInfo): ExitInfo {
   if (s.vectoringErrorCode >= 0) info.idtVectoringErrorCode = s.vectoringErrorCode;
   const type = (s.vectoringInfo >>> INTR_TYPE_SHIFT) & 7;
   if (softwareEvent(type as EventType)) info.instructionLength ??= s.vectoringLength;
-  // An NMI whose delivery did not complete leaves NMIs unblocked (28.3.4).
-  if (type === EventType.Nmi) {
-    const v = c.vmx.vmcs;
-    if (v.read(F.PinBasedControls) & Pin.VirtualNmis) setVirtualNmiBlocking(v, false);
-    else c.nmiBlocked = false;
-  }
+  // An NMI whose delivery exits has blocked NMIs (or virtual NMIs) all the same: "the
+  // event does update architectural state" (28.1); the VMM unblocks when it re-injects.
   return info;
 }
 
