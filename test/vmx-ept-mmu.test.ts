@@ -23,6 +23,7 @@ import {
   eptRoot,
 } from "../src/cpu/vmx/ept.js";
 import { ExitReason } from "../src/cpu/vmx/exit-reasons.js";
+import { EptExitSignal } from "../src/cpu/vmx/ept-mmu.js";
 import { VmExitSignal } from "../src/cpu/vmx/exit.js";
 import { F } from "../src/cpu/vmx/fields.js";
 import {
@@ -95,7 +96,18 @@ function guest(eptp = EPTP): Guest {
     },
     pte: (gpa) => entryAt(gpa, 3),
     exit(fn) {
-      assert.throws(fn, (e) => e instanceof VmExitSignal);
+      // The walk throws an EptExitSignal; the run loop would then take the VM exit.
+      let signal: unknown = null;
+      try {
+        fn();
+      } catch (e) {
+        signal = e;
+      }
+      assert.ok(signal instanceof EptExitSignal, `no EPT exit: ${String(signal)}`);
+      assert.throws(
+        () => signal.exit(cpu),
+        (e) => e instanceof VmExitSignal,
+      );
       return {
         reason: vmcs.read(F.ExitReason),
         qual: vmcs.read(F.ExitQualification),

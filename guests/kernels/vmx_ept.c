@@ -15,7 +15,9 @@
  *   - EPT accessed and dirty flags (EPTP bit 6, if offered): A after a read, D after a
  *     write, and D on the guest's page-table page (paging-structure accesses are writes);
  *   - INVEPT making a changed mapping visible, and INVVPID (individual address and single
- *     context) making changed guest page tables visible.
+ *     context) making changed guest page tables visible;
+ *   - a violation while an injected interrupt pushes onto a guest stack missing from EPT:
+ *     IDT-vectoring information names the interrupt, and injecting it again delivers it.
  */
 #include "vmx.h"
 #include "paging.h"
@@ -47,6 +49,19 @@ u8 vpid_page_b[PAGE] __attribute__((aligned(PAGE)));
 volatile u32 g_hole_value, g_ro_value, g_nx_value, g_2m_value, g_1g_value, g_remap1, g_remap2,
     g_vpid1, g_vpid2, g_vpid3;
 volatile uptr g_1g_linear;
+/* A guest stack page taken out of EPT while an injected interrupt is delivered. */
+u8 stack_hole[PAGE] __attribute__((aligned(PAGE)));
+volatile u32 g_count_40;
+volatile uptr g_rip_40;
+static int on_vector_40(struct trapframe *f) {
+  g_count_40++;
+#ifdef __x86_64__
+  g_rip_40 = f->rip;
+#else
+  g_rip_40 = f->eip;
+#endif
+  return 1;
+}
 
 #ifdef __x86_64__
 #define BX "%rbx"
@@ -55,7 +70,7 @@ volatile uptr g_1g_linear;
 #endif
 
 extern char g_read_hole[], g_write_ro[], g_vmcall1[], g_read_mc[], g_read_walk[], g_vmcall2[],
-    g_vmcall3[], g_vmcall4[], g_vmcall5[], g_vmcall6[], g_vmcall7[], g_done[];
+    g_vmcall3[], g_vmcall4[], g_vmcall5[], g_vmcall6[], g_vmcall7[], g_done[], g_done_jmp[];
 void guest_ept(void);
 __asm__(".text\n"
         "guest_ept:\n"
@@ -93,7 +108,7 @@ __asm__(".text\n"
         "  movl 0x00C00000, %eax\n"
         "  movl %eax, g_vpid3\n"
         "g_done: vmcall\n"
-        "  jmp g_done\n");
+        "g_done_jmp: jmp g_done\n");
 
 /* EPT-violation qualification bits (SDM Vol. 3C, Table 28-7). */
 #define Q_READ 0x1u
@@ -277,6 +292,35 @@ int kmain(u32 magic, struct multiboot_info *info) {
         g_remap2);
   check("invvpid_guest_page_tables", g_vpid1 == 0xAAAA && g_vpid2 == 0xBBBB && g_vpid3 == 0xAAAA,
         "0x%x, 0x%x, 0x%x", g_vpid1, g_vpid2, g_vpid3);
+
+  /* An EPT violation during event delivery: an injected interrupt pushes its frame onto a
+     guest stack that is not present in EPT. The exit reports the event as IDT-vectoring
+     information (SDM 28.2.4); the host maps the page and injects the event again. */
+  trap_set_handler(0x40, on_vector_40);
+  *ept_pte((uptr)stack_hole) = 0;
+  invept_single();
+  vmwrite(VMCS_GUEST_RSP, (uptr)stack_hole + 0x800);
+  vmwrite(VMCS_GUEST_RFLAGS, vmread(VMCS_GUEST_RFLAGS) | EFLAGS_IF);
+  vmwrite(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_EXTERNAL | 0x40);
+  if (run_expect("ept_violation_during_delivery", EXIT_EPT_VIOLATION, g_done_jmp)) {
+    u64 gpa = vmread64(VMCS_GUEST_PHYSICAL_ADDRESS);
+    u32 q = (u32)vmx_guest.qualification & 0x1FFF;
+    u32 vectoring = (u32)vmread(VMCS_IDT_VECTORING_INFO);
+    uptr rsp = vmread(VMCS_GUEST_RSP);
+    check("ept_violation_during_delivery",
+          q == (Q_WRITE | Q_LINEAR | Q_FINAL) && gpa >= (uptr)stack_hole + 0x700 &&
+              gpa < (uptr)stack_hole + 0x800 &&
+              vectoring == (INTR_INFO_VALID | INTR_TYPE_EXTERNAL | 0x40),
+          "qualification 0x%x gpa 0x%llx IDT-vectoring information 0x%x", q, gpa, vectoring);
+    /* The guest state is from before the delivery began (SDM 28.3): nothing pushed. */
+    check("guest_rsp_before_delivery", rsp == (uptr)stack_hole + 0x800, "RSP 0x%llx", (u64)rsp);
+    *ept_pte((uptr)stack_hole) = (uptr)stack_hole | EPT_RWX | EPT_WB;
+    invept_single();
+    vmwrite(VMCS_ENTRY_INTR_INFO, vectoring);
+  }
+  if (run_expect("delivery_after_reinjection", EXIT_VMCALL, g_done)) vmx_skip_instruction();
+  check("reinjected_interrupt_delivered", g_count_40 == 1 && g_rip_40 == (uptr)g_done_jmp,
+        "%u deliveries at 0x%llx", g_count_40, (u64)g_rip_40);
   check("vmxoff", vmxoff() == VM_SUCCEED, NULL);
   return test_finish();
 }

@@ -89,6 +89,7 @@ import { Proc } from "./vmx/controls.js";
 import { F } from "./vmx/fields.js";
 import { TlbSet, type TlbBank } from "./vmx/tlb.js";
 import type { EptContext } from "./vmx/ept.js";
+import { EptExitSignal } from "./vmx/ept-mmu.js";
 
 export class Cpu implements Vcpu {
   // ---- architectural state ----
@@ -376,6 +377,13 @@ export class Cpu implements Vcpu {
         // A VM exit has loaded the host state: carry on with the host (vmx/exit.ts).
         if (e instanceof VmExitSignal) continue;
         if (e instanceof VmxAbortSignal) return { kind: "triple-fault", chain: e.toString() };
+        // An EPT violation or misconfiguration: its VM exit, now that the instruction or
+        // event delivery has unwound (vmx/ept-mmu.ts).
+        if (e instanceof EptExitSignal) {
+          const x = this.eptExit(e);
+          if (x !== null) return x;
+          continue;
+        }
         if (!(e instanceof Fault)) throw e;
         try {
           deliverException(this, e);
@@ -383,11 +391,27 @@ export class Cpu implements Vcpu {
           if (t instanceof TripleFault) return { kind: "triple-fault", chain: t.chain };
           if (t instanceof VmExitSignal) continue;
           if (t instanceof VmxAbortSignal) return { kind: "triple-fault", chain: t.toString() };
+          if (t instanceof EptExitSignal) {
+            const x = this.eptExit(t);
+            if (x !== null) return x;
+            continue;
+          }
           throw t;
         }
       }
     }
     return this.stopRequested ? { kind: "stopped" } : { kind: "budget" };
+  }
+
+  /** Takes the VM exit of an EPT violation or misconfiguration; a VMX abort ends the run. */
+  private eptExit(e: EptExitSignal): VcpuExit | null {
+    try {
+      e.exit(this);
+    } catch (t) {
+      if (t instanceof VmExitSignal) return null;
+      if (t instanceof VmxAbortSignal) return { kind: "triple-fault", chain: t.toString() };
+      throw t;
+    }
   }
 
   /**

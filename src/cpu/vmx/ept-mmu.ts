@@ -8,7 +8,9 @@
  *
  * A failed translation ends the instruction with an EPT violation (exit reason 48: the
  * qualification of SDM Table 28-7, the guest-physical address, and the guest-linear
- * address when there is one) or an EPT misconfiguration (49: the guest-physical address).
+ * address when there is one) or an EPT misconfiguration (49: the guest-physical address),
+ * thrown as an EptExitSignal that the run loop turns into the VM exit once the
+ * instruction has unwound.
  */
 import { PFEC_I, PFEC_W } from "../arch.js";
 import type { Cpu } from "../cpu.js";
@@ -25,7 +27,8 @@ import {
   QUAL_NMI_UNBLOCKING,
 } from "./ept.js";
 import { ExitReason } from "./exit-reasons.js";
-import { vmExit } from "./exit.js";
+import { vmExit, type ExitInfo } from "./exit.js";
+import { vectoringInfo } from "./events.js";
 
 /**
  * A read (or, for `write`, an accessed/dirty update) of a guest paging-structure entry at
@@ -61,16 +64,41 @@ export function eptFinal(cpu: Cpu, ept: EptContext, gpa: number, lin: number, ac
   return w.hpa;
 }
 
-/** Ends the instruction with the VM exit a failed walk calls for. */
+/**
+ * An EPT violation or misconfiguration on its way to the run loop (cpu.ts). The VM exit
+ * is not taken where the walk fails but after the instruction or event delivery has
+ * unwound as it does for a fault, restoring what it had changed (the stack of a delivery,
+ * CPL, segments): the exit must save the guest state from before the access (SDM 28.3),
+ * and restoring it after the host state is loaded would corrupt the host. Everything the
+ * exit reports is captured here, where it is known, IDT-vectoring information included.
+ */
+export class EptExitSignal {
+  constructor(
+    readonly reason: number,
+    readonly qualification: number,
+    readonly info: ExitInfo,
+  ) {}
+
+  /** The VM exit itself: throws VmExitSignal (or VmxAbortSignal). */
+  exit(cpu: Cpu): never {
+    return vmExit(cpu, this.reason, this.qualification, this.info);
+  }
+}
+
+/** Ends the instruction with the VM exit a failed walk calls for (EptExitSignal). */
 function eptExit(cpu: Cpu, w: EptWalk, gpa: number, lin: number, bits: number): never {
   if (w.outcome === EptOutcome.Misconfig) {
-    return vmExit(cpu, ExitReason.EptMisconfig, 0, { guestPhysical: gpa });
+    throw new EptExitSignal(ExitReason.EptMisconfig, 0, vectoringInfo(cpu, { guestPhysical: gpa }));
   }
   // Bit 7: the guest-linear-address field is valid (every violation but a PDPTE load).
-  const info =
-    bits & QUAL_LINEAR_VALID ? { guestPhysical: gpa, guestLinear: lin } : { guestPhysical: gpa };
+  const info: ExitInfo = { guestPhysical: gpa };
+  if (bits & QUAL_LINEAR_VALID) info.guestLinear = lin;
   // Bit 12: the access belongs to an IRET that ended (virtual-)NMI blocking, which stays
   // ended (SDM 28.1); the hypervisor must set it again before resuming the IRET.
   if (cpu.vmx.events.nmiUnblockedByIretAt === cpu.instructionsRetired) bits |= QUAL_NMI_UNBLOCKING;
-  return vmExit(cpu, ExitReason.EptViolation, w.qualification | bits, info);
+  throw new EptExitSignal(
+    ExitReason.EptViolation,
+    w.qualification | bits,
+    vectoringInfo(cpu, info),
+  );
 }
