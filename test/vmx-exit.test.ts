@@ -124,15 +124,4 @@ describe("VM exits", () => {
       `vmx cpu0: VM exit IO_INSTRUCTION out port=0x80 size=1 (imm) rip=0x${GUEST_RIP.toString(16)}`,
     ]);
   });
-
-  it("deliver pending debug exceptions after VM entry as a #DB trap (here: into an exit)", () => {
-    const { v } = launch([0x0f, 0xa2], (v) => {
-      v.write(F.GuestPendingDebugExceptions, 1 << 14); // BS
-      v.write(F.GuestRflags, 0x102); // TF set: a pending single-step
-      v.write(F.ExceptionBitmap, 1 << 1);
-    });
-    assert.equal(v.read(F.ExitReason), 0);
-    assert.equal(v.read(F.ExitInterruptionInfo), 0x80000301); // hardware exception #DB
-    assert.equal(v.read(F.GuestRip), GUEST_RIP, "before the first guest instruction");
-  });
 });

@@ -16,7 +16,6 @@ import {
   CR0_PG,
   CR4_PAE,
   CS,
-  DB,
   DR7_FIXED1,
   DS,
   EFER_LMA,
@@ -28,9 +27,7 @@ import {
   SS,
 } from "../arch.js";
 import type { Cpu } from "../cpu.js";
-import { ActivityState } from "../../engine/engine.js";
 import { Fault } from "../fault.js";
-import { deliverException } from "../interrupt.js";
 import { loadPdptes } from "../mmu.js";
 import { IA32_SYSENTER_CS, IA32_SYSENTER_EIP, IA32_SYSENTER_ESP } from "../msr.js";
 import { EntryCtl, Pin, Proc2 } from "./controls.js";
@@ -105,24 +102,6 @@ export function vmEntry(c: Cpu, launch: boolean): void {
   enterGuestTlb(c, v);
   traceEntry(c, launch);
   afterVmEntry(c);
-  deliverPendingDebug(c, v);
-}
-
-/** Pending debug exceptions: B3-B0 (bits 3:0) and BS (bit 14) (SDM Table 25-4). */
-const PENDING_DEBUG_TRAPS = 0x400f;
-
-/**
- * 27.7.3: after a VM entry that injected nothing, pending debug exceptions are delivered
- * as a #DB trap before the first guest instruction (DR6 takes the pending bits), unless
- * blocking by MOV SS holds them or the guest is not active. Through the guest's
- * exception path, so the exception bitmap may turn the #DB into a VM exit.
- */
-function deliverPendingDebug(c: Cpu, v: Vmcs): void {
-  const pending = v.read(F.GuestPendingDebugExceptions) & PENDING_DEBUG_TRAPS;
-  if (pending === 0 || v.read(F.EntryInterruptionInfo) & 0x80000000) return;
-  if (c.blocking & BLOCKING_MOV_SS || c.activity !== ActivityState.Active) return;
-  c.dr[6] = (c.dr[6] & ~PENDING_DEBUG_TRAPS) | pending;
-  deliverException(c, new Fault(DB), true);
 }
 
 /**
