@@ -335,6 +335,22 @@ describe("TLB banks tagged by VPID and EPT root (SDM Vol. 3C, 29.4)", () => {
     assert.deepEqual([guest0.tag[1], guest1.tag[1]], [-1, 1]);
   });
 
+  it("at most 8 banks: the least recently used one goes, never the current one", () => {
+    const g = guest();
+    g.map(0x1000, 0x1000);
+    selectTlb(g.cpu, 0, NO_EPT); // the host's bank, current while guests come and go
+    const host = g.cpu.tlbs.current;
+    const root = eptRootPage(EPTP, 0);
+    for (let vpid = 1; vpid <= 12; vpid++) g.cpu.tlbs.bank(vpid, root);
+    const banks = g.cpu.tlbs.all();
+    assert.equal(banks.length, 8);
+    assert.ok(banks.includes(host));
+    assert.deepEqual(
+      banks.filter((b) => b !== host).map((b) => b.vpid),
+      [6, 7, 8, 9, 10, 11, 12],
+    );
+  });
+
   it("a page that comes to hold cached code loses write permission in every bank", () => {
     const g = guest();
     g.map(0x2000, 0x2000);

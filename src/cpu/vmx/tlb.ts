@@ -73,6 +73,8 @@ export class TlbSet {
   private readonly banks: TlbBank[] = [new TlbBank(0, NO_EPT)];
   private round = 0;
   current: TlbBank = this.banks[0];
+  /** The EPT context of the last VM entry with EPT, reused while the EPTP stays the same. */
+  lastEpt: EptContext | null = null;
 
   /** Every bank, for flushes that reach beyond the current one. */
   all(): readonly TlbBank[] {
@@ -85,9 +87,12 @@ export class TlbSet {
     if (b === undefined) {
       b = new TlbBank(vpid, eptRoot);
       if (this.banks.length >= MAX_BANKS) {
-        let victim = 0;
-        for (let k = 1; k < this.banks.length; k++) {
-          if (this.banks[k].used < this.banks[victim].used) victim = k;
+        // The least recently used bank other than the current one goes.
+        let victim = -1;
+        for (let k = 0; k < this.banks.length; k++) {
+          const b = this.banks[k];
+          if (b === this.current) continue;
+          if (victim < 0 || b.used < this.banks[victim].used) victim = k;
         }
         this.banks.splice(victim, 1);
       }
@@ -99,6 +104,7 @@ export class TlbSet {
 
   /** Power-on, RESET and INIT: one empty root bank. */
   reset(): TlbBank {
+    this.lastEpt = null;
     this.banks.length = 0;
     this.current = new TlbBank(0, NO_EPT);
     this.banks.push(this.current);
@@ -186,8 +192,9 @@ export function enterGuestTlb(cpu: Cpu, v: Vmcs): void {
   if (c2 & Proc2.EnableEpt) {
     const lo = v.read(F.EptPointer);
     const hi = v.readHi(F.EptPointer);
-    const ept = cpu.ept;
+    const ept = cpu.tlbs.lastEpt;
     cpu.ept = ept !== null && ept.eptpLo === lo && ept.eptpHi === hi ? ept : new EptContext(lo, hi);
+    cpu.tlbs.lastEpt = cpu.ept;
     root = eptRootPage(lo, hi);
   } else cpu.ept = null;
   if (vpid === 0) flushVpidZero(cpu);
