@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { EAX, ECX } from "../src/cpu/arch.js";
+import { AR_DB, AR_L, CR4_PAE, CS, EAX, ECX, EFER_LMA, EFER_LME } from "../src/cpu/arch.js";
 import { IA32_VMX_VMCS_ENUM, VMCS_REVISION_ID } from "../src/cpu/vmx/capabilities.js";
 import { MAX_ACTIVE } from "../src/cpu/vmx/state.js";
 import { FEATURES, Proc2 } from "../src/cpu/vmx/controls.js";
@@ -33,6 +33,8 @@ import {
   VMWRITE_ECX_EAX,
   vmxCpu,
   vmxOnWithVmcs,
+  VMXON_REGION,
+  OPERAND,
 } from "./helpers/vmx-core.js";
 import type { Cpu } from "../src/cpu/cpu.js";
 
@@ -221,5 +223,63 @@ describe("VMREAD and VMWRITE over the table", () => {
       exec(cpu, VMREAD_EAX_ECX);
       assert.equal(cpu.regs[EAX], 0x1000 + k);
     }
+  });
+
+  it("in 64-bit mode: 64-bit operands, full natural-width values, 16-bit truncation, memory forms", () => {
+    const { cpu, mem } = vmxCpu();
+    // IA-32e mode: identity-mapped 2 MiB page through 4-level paging, 64-bit CS.
+    mem.write(0x50000, 4, 0x51000 | 7);
+    mem.write(0x51000, 4, 0x52000 | 7);
+    mem.write(0x52000, 4, 0x87);
+    cpu.cr4 |= CR4_PAE;
+    cpu.cr3 = 0x50000;
+    cpu.msr.efer |= EFER_LME | EFER_LMA;
+    cpu.segs[CS].set(0x08, 0, 0xffffffff, (cpu.segs[CS].ar & ~AR_DB) | AR_L);
+    cpu.modeChanged();
+    cpu.flushTlb(true);
+    assert.ok(cpu.mode64);
+    const abs = (addr: number): number[] => [
+      0x25,
+      ...[0, 8, 16, 24].map((k) => (addr >>> k) & 0xff),
+    ];
+    for (const [op, addr] of [
+      [[0xf3, 0x0f, 0xc7, 0x34], VMXON_REGION],
+      [[0x66, 0x0f, 0xc7, 0x34], VMCS_REGION],
+      [[0x0f, 0xc7, 0x34], VMCS_REGION],
+    ] as const) {
+      operand(mem, addr);
+      assert.equal(exec(cpu, [...op, ...abs(OPERAND)]), undefined);
+      assert.equal(cpu.flags.get() & (CF | ZF), 0);
+    }
+    const v = cpu.vmx.vmcs;
+    const write64 = (enc: number, lo: number, hi: number): void => {
+      cpu.regs[ECX] = enc;
+      cpu.regsHi[ECX] = 0;
+      cpu.regs[EAX] = lo;
+      cpu.regsHi[EAX] = hi;
+      assert.equal(exec(cpu, VMWRITE_ECX_EAX), undefined);
+      assert.equal(cpu.flags.get() & (CF | ZF), 0);
+    };
+    write64(F.TscOffset, 0x55667788, 0x11223344);
+    assert.deepEqual([v.read(F.TscOffset), v.readHi(F.TscOffset)], [0x55667788, 0x11223344]);
+    write64(F.GuestRip, 0x12345678, -0x8000); // a canonical upper-half address
+    assert.equal(v.readHi(F.GuestRip), 0xffff8000);
+    write64(F.GuestEsSelector, 0x12345678, 0x1);
+    assert.deepEqual([v.read(F.GuestEsSelector), v.readHi(F.GuestEsSelector)], [0x5678, 0]);
+    // VMREAD rax, rcx of the high half: 32 bits, zero-extended.
+    cpu.regs[ECX] = F.TscOffset + 1;
+    cpu.regsHi[EAX] = -1;
+    exec(cpu, VMREAD_EAX_ECX);
+    assert.deepEqual([cpu.regs[EAX] >>> 0, cpu.regsHi[EAX]], [0x11223344, 0]);
+    // VMREAD [mem], rcx: 8 bytes.
+    cpu.regs[ECX] = F.GuestRip;
+    assert.equal(exec(cpu, [0x0f, 0x78, 0x0c, ...abs(0x9100)]), undefined);
+    assert.deepEqual([mem.read(0x9100, 4), mem.read(0x9104, 4)], [0x12345678, 0xffff8000]);
+    // An encoding with bits 63:32 set is an unsupported component.
+    cpu.regs[ECX] = F.GuestRip;
+    cpu.regsHi[ECX] = 1;
+    exec(cpu, VMREAD_EAX_ECX);
+    assert.equal(cpu.flags.get() & (CF | ZF), ZF);
+    assert.equal(v.read(F.VmInstructionError), 12);
   });
 });
