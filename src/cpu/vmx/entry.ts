@@ -143,7 +143,7 @@ function loadGuestState(c: Cpu, v: Vmcs, x: EntryContext): boolean {
   if (x.entry & EntryCtl.LoadDebugControls) {
     c.dr[7] = (v.read(F.GuestDr7) | DR7_FIXED1) & ~(0xc000 | 0x800);
   }
-  c.msr.write(IA32_SYSENTER_CS, v.read(F.GuestIa32SysenterCs), 0);
+  c.msr.write(IA32_SYSENTER_CS, v.read(F.GuestIa32SysenterCs) & 0xffff, 0); // a 16-bit MSR here
   c.msr.write(IA32_SYSENTER_ESP, v.read(F.GuestIa32SysenterEsp), v.readHi(F.GuestIa32SysenterEsp));
   c.msr.write(IA32_SYSENTER_EIP, v.read(F.GuestIa32SysenterEip), v.readHi(F.GuestIa32SysenterEip));
   if (x.entry & EntryCtl.LoadPat) {

@@ -280,7 +280,7 @@ export function loadHostState(c: Cpu, v: Vmcs): boolean {
   c.cr4 = cr4;
   c.dr[7] = DR7_FIXED1;
   c.debug.update(c);
-  c.msr.write(IA32_SYSENTER_CS, v.read(F.HostIa32SysenterCs), 0);
+  c.msr.write(IA32_SYSENTER_CS, v.read(F.HostIa32SysenterCs) & 0xffff, 0); // a 16-bit MSR here
   c.msr.write(IA32_SYSENTER_ESP, v.read(F.HostIa32SysenterEsp), v.readHi(F.HostIa32SysenterEsp));
   c.msr.write(IA32_SYSENTER_EIP, v.read(F.HostIa32SysenterEip), v.readHi(F.HostIa32SysenterEip));
   if (exitCtl & ExitCtl.LoadPat) c.msr.write(0x277, v.read(F.HostIa32Pat), v.readHi(F.HostIa32Pat));
