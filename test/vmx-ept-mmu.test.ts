@@ -234,10 +234,36 @@ describe("EPT in the MMU (SDM Vol. 3C, 29.3.2)", () => {
     loadPdptes(g.cpu);
     assert.equal(g.cpu.pdpte[0], 0x41000 | PTE_P);
     g.mem.write(g.pte(0x40000), 4, 0);
+    inveptAll(g.cpu); // the mapping may be cached until INVEPT
     const x = g.exit(() => loadPdptes(g.cpu));
     assert.equal(x.reason, ExitReason.EptViolation);
     assert.equal(x.qual, 0x1, "a read, no guest-linear address");
     assert.equal(x.gpa, 0x40000);
+  });
+});
+
+describe("guest-physical mappings cached by the EPT context (SDM Vol. 3C, 29.4.1)", () => {
+  it("are used until INVEPT, which makes a changed EPT entry visible", () => {
+    const g = guest();
+    g.map(0x5000, 0x9000);
+    g.mem.write(0x9000, 4, 0x1111);
+    g.mem.write(0xa000, 4, 0x2222);
+    assert.equal(g.cpu.rd(0x5000, 4), 0x1111);
+    g.map(0x5000, 0xa000);
+    g.cpu.flushTlb(true); // the combined mapping goes; the guest-physical one stays
+    assert.equal(g.cpu.rd(0x5000, 4), 0x1111, "still the cached guest-physical mapping");
+    inveptContext(g.cpu, eptRootPage(EPTP, 0));
+    assert.equal(g.cpu.rd(0x5000, 4), 0x2222);
+  });
+
+  it("never answer with a stale restriction: an entry loosened without INVEPT is walked again", () => {
+    const g = guest();
+    g.map(0x6000, 0x6000, EPT_R | WB);
+    g.cpu.rd(0x6000, 4);
+    g.map(0x6000, 0x6000, RWX | WB);
+    g.cpu.flushTlb(true);
+    g.cpu.wr(0x6000, 4, 7); // no violation
+    assert.equal(g.mem.read(0x6000, 4), 7);
   });
 });
 

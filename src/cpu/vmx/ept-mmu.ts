@@ -21,7 +21,6 @@ import {
   EptOutcome,
   type EptContext,
   type EptWalk,
-  eptWalk,
   QUAL_FINAL,
   QUAL_LINEAR_VALID,
   QUAL_NMI_UNBLOCKING,
@@ -37,7 +36,7 @@ import { vectoringInfo } from "./events.js";
  */
 export function eptPaging(cpu: Cpu, ept: EptContext, gpa: number, lin: number, write: boolean) {
   const access = write ? ACCESS_WRITE : ept.pagingAccess;
-  const w = eptWalk(cpu.mem, ept.eptpLo, ept.eptpHi, gpa, access, ept.walk);
+  const w = ept.translate(cpu.mem, gpa, access);
   if (w.outcome !== EptOutcome.Ok) eptExit(cpu, w, gpa, lin, QUAL_LINEAR_VALID);
   return w.hpa;
 }
@@ -47,7 +46,7 @@ export function eptPaging(cpu: Cpu, ept: EptContext, gpa: number, lin: number, w
  * with PAE paging): a read even with EPT A/D flags, with no guest-linear address.
  */
 export function eptPdpte(cpu: Cpu, ept: EptContext, gpa: number): number {
-  const w = eptWalk(cpu.mem, ept.eptpLo, ept.eptpHi, gpa, ACCESS_READ, ept.walk);
+  const w = ept.translate(cpu.mem, gpa, ACCESS_READ);
   if (w.outcome !== EptOutcome.Ok) eptExit(cpu, w, gpa, 0, 0);
   return w.hpa;
 }
@@ -59,7 +58,7 @@ export function eptPdpte(cpu: Cpu, ept: EptContext, gpa: number): number {
  */
 export function eptFinal(cpu: Cpu, ept: EptContext, gpa: number, lin: number, access: number) {
   const kind = access & PFEC_W ? ACCESS_WRITE : access & PFEC_I ? ACCESS_FETCH : ACCESS_READ;
-  const w = eptWalk(cpu.mem, ept.eptpLo, ept.eptpHi, gpa, kind, ept.walk);
+  const w = ept.translate(cpu.mem, gpa, kind);
   if (w.outcome !== EptOutcome.Ok) eptExit(cpu, w, gpa, lin, QUAL_LINEAR_VALID | QUAL_FINAL);
   return w.hpa;
 }

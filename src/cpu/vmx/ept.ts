@@ -273,17 +273,68 @@ export function eptWalk(
   return out;
 }
 
-/** The EPT a guest runs on: its EPTP, and the walk result reused by every translation. */
+/** Entries of an EptContext's cache of guest-physical mappings. */
+export const GPA_CACHE_SIZE = 256;
+/** Bit of a cached mapping's rights: the leaf's dirty flag is set (or A/D flags are off). */
+const GPA_DIRTY = 1 << 3;
+
+/**
+ * The EPT a guest runs on: its EPTP, the walk result reused by every translation, and a
+ * cache of guest-physical mappings (SDM 29.4.1: guest-physical page to host-physical page
+ * with the rights of the walk, tagged by EPT root). Only successful walks are cached, and
+ * a cached mapping that does not allow an access is walked again, so a hypervisor that
+ * loosens an entry without INVEPT never sees a stale violation; INVEPT (tlb.ts) empties
+ * the caches of the contexts it names.
+ */
 export class EptContext {
   /** The last walk: mmu.ts reads the final translation's permissions from it. */
   readonly walk = new EptWalk();
   /** Guest paging-structure accesses are writes for EPT (EPTP bit 6, SDM 29.3.3.2). */
   readonly pagingAccess: number;
+  /** The EPT root's page number (the tag INVEPT single-context names). */
+  readonly rootPage: number;
+  private readonly tag = new Float64Array(GPA_CACHE_SIZE).fill(-1);
+  private readonly hpa = new Float64Array(GPA_CACHE_SIZE);
+  private readonly rights = new Int32Array(GPA_CACHE_SIZE);
 
   constructor(
     readonly eptpLo: number,
     readonly eptpHi: number,
   ) {
     this.pagingAccess = eptpLo & EPTP_AD ? ACCESS_WRITE : ACCESS_READ;
+    this.rootPage = Math.floor(eptRoot(eptpLo, eptpHi) / 4096);
+  }
+
+  /**
+   * eptWalk through the cache: a cached mapping that allows `access` (a write only once
+   * the leaf is dirty) answers without reading memory; anything else walks and caches
+   * the walk if it succeeded.
+   */
+  translate(mem: PhysicalAccess, gpa: number, access: number): EptWalk {
+    const page = Math.floor(gpa / 4096);
+    const i = page & (GPA_CACHE_SIZE - 1);
+    const w = this.walk;
+    if (this.tag[i] === page) {
+      const r = this.rights[i];
+      if ((access & ~r & 7) === 0 && (!(access & ACCESS_WRITE) || r & GPA_DIRTY)) {
+        w.outcome = EptOutcome.Ok;
+        w.hpa = this.hpa[i] + (gpa % 4096);
+        w.perm = r & 7;
+        w.dirty = (r & GPA_DIRTY) !== 0;
+        return w;
+      }
+    }
+    eptWalk(mem, this.eptpLo, this.eptpHi, gpa, access, w);
+    if (w.outcome === EptOutcome.Ok) {
+      this.tag[i] = page;
+      this.hpa[i] = w.hpa - (gpa % 4096);
+      this.rights[i] = w.perm | (w.dirty ? GPA_DIRTY : 0);
+    }
+    return w;
+  }
+
+  /** Forgets every cached guest-physical mapping (INVEPT). */
+  flush(): void {
+    this.tag.fill(-1);
   }
 }

@@ -153,12 +153,15 @@ export function invvpidAll(cpu: Cpu): void {
  */
 export function inveptContext(cpu: Cpu, eptRoot: number): void {
   for (const b of cpu.tlbs.all()) if (b.eptRoot === eptRoot) b.flush(true);
+  for (const e of [cpu.ept, cpu.tlbs.lastEpt]) if (e !== null && e.rootPage === eptRoot) e.flush();
   cpu.useTlb(cpu.tlbs.current);
 }
 
 /** All-context: the mappings derived from every EPT root. */
 export function inveptAll(cpu: Cpu): void {
   for (const b of cpu.tlbs.all()) if (b.eptRoot !== NO_EPT) b.flush(true);
+  cpu.ept?.flush();
+  cpu.tlbs.lastEpt?.flush();
   cpu.useTlb(cpu.tlbs.current);
 }
 
