@@ -12,7 +12,7 @@ import { ARITH, CF, ZF } from "../src/cpu/flags.js";
 import { EntryCtl, ExitCtl, Pin, Proc, Proc2 } from "../src/cpu/vmx/controls.js";
 import { CONTROL_CHECKS, entryContext, HOST_CHECKS } from "../src/cpu/vmx/entry-checks.js";
 import { GUEST_CHECKS } from "../src/cpu/vmx/entry-guest-checks.js";
-import { F, fieldName } from "../src/cpu/vmx/fields.js";
+import { F, FIELD_MAP, fieldName, FieldType } from "../src/cpu/vmx/fields.js";
 import type { Vmcs } from "../src/cpu/vmx/vmcs.js";
 import {
   exec,
@@ -675,5 +675,37 @@ describe("VM-entry checks", () => {
     assert.equal(exec(cpu, VMLAUNCH), "exit");
     const failed = lines.find((l) => l.includes("VM-entry check failed")) ?? "";
     assert.ok(failed.includes("27.3.1.5 the guest activity state must not be HLT"), failed);
+  });
+
+  it("never throw out of the host on random field values (400 VMCSs, 1-4 fields each)", (t) => {
+    let seed = 0x5eed;
+    const rand = (): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return seed >>> 0;
+    };
+    const writable = FIELD_MAP.fields.filter((d) => d.type !== FieldType.ExitInfo);
+    const outcomes = new Map<string, number>();
+    for (let n = 0; n < 400; n++) {
+      const { cpu, v } = setup();
+      cpu.vmx.trace = null;
+      for (let k = 1 + (rand() % 4); k > 0; k--) {
+        const d = writable[rand() % writable.length];
+        // Mostly small perturbations of the valid value, sometimes anything.
+        const lo = rand() % 3 === 0 ? rand() : v.read(d.enc) ^ (1 << (rand() % 32));
+        v.write(d.enc, lo, rand() % 4 === 0 ? rand() : v.readHi(d.enc));
+      }
+      const r = exec(cpu, VMLAUNCH);
+      let what = r === undefined ? (cpu.vmx.nonRoot ? "entered" : "VMfail") : String(r);
+      if (cpu.vmx.nonRoot) what += `, then ${cpu.run(200).kind}`;
+      outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+    }
+    t.diagnostic([...outcomes].map(([k, n]) => `${k}: ${n}`).join("; "));
+    assert.ok((outcomes.get("VMfail") ?? 0) > 0 && (outcomes.get("exit") ?? 0) > 0);
+    assert.ok(
+      [...outcomes.keys()].some((k) => k.startsWith("entered")),
+      [...outcomes].join(),
+    );
   });
 });
