@@ -458,3 +458,17 @@ test("pending debug exceptions after VM entry: a #DB trap before the first instr
   assert.equal(g.v.read(F.ExitQualification), 1 << 14);
   assert.equal(g.v.read(F.GuestRip), CODE);
 });
+
+test("#DB for general detect exits with BD; DR6 and DR7.GD stay as they were", () => {
+  const g = guest([0x0f, 0x21, 0xc0], {
+    exceptionBitmap: 1 << DB,
+    exit: ExitCtl.SaveDebugControls,
+    before: tables,
+  }); // MOV EAX, DR0
+  g.cpu.dr[7] |= 1 << 13; // GD
+  assert.equal(g.runToExit(), ExitReason.ExceptionOrNmi);
+  assert.equal(g.v.read(F.ExitQualification), 1 << 13);
+  assert.equal(g.v.read(F.GuestRip), CODE); // a fault: on the MOV
+  assert.equal(g.v.read(F.GuestDr7) & (1 << 13), 1 << 13); // GD still set
+  assert.equal(g.cpu.dr[6] >>> 0, DR6_FIXED1 >>> 0);
+});
