@@ -207,6 +207,33 @@ describe("EPT in the MMU (SDM Vol. 3C, 29.3.2)", () => {
     });
   }
 
+  it("an exception whose delivery violates on the guest stack: the exit after unwinding", () => {
+    const g = guest();
+    for (const page of [0x1000, 0x2000, 0x3000]) g.map(page, page);
+    // GDT at 0x2000 (a flat 32-bit code segment at 08H), IDT at 0x3000 (#UD: 08H:0x1800).
+    g.mem.write(0x2008, 4, 0x0000ffff);
+    g.mem.write(0x200c, 4, 0x00cf9a00);
+    g.mem.write(0x3000 + 6 * 8, 4, 0x00081800);
+    g.mem.write(0x3000 + 6 * 8 + 4, 4, 0x00008e00);
+    g.cpu.gdtrBase = 0x2000;
+    g.cpu.gdtrLimit = 0x17;
+    g.cpu.idtrBase = 0x3000;
+    g.cpu.idtrLimit = 0x7ff;
+    g.mem.write(CODE, 2, 0x0b0f); // ud2
+    g.cpu.eip = g.cpu.nextEip = CODE;
+    g.cpu.regs[ESP] = 0x7ff0; // the stack page is not mapped in EPT
+    const v = g.cpu.vmx.vmcs;
+    v.write(F.HostRsp, 0x9000);
+    g.cpu.run(1);
+    assert.equal(g.cpu.regs[ESP], 0x9000, "the host's ESP, not the guest's restored over it");
+    assert.equal(v.read(F.ExitReason), ExitReason.EptViolation);
+    assert.equal(v.read(F.ExitQualification), 0x2 | 0x80 | 0x100);
+    assert.equal(v.read(F.IdtVectoringInfo), 0x80000306, "#UD was being delivered");
+    assert.equal(v.read(F.GuestRsp), 0x7ff0, "the guest's ESP from before the delivery");
+    assert.equal(v.read(F.GuestRip), CODE, "the guest's EIP at the UD2");
+    assert.equal(g.cpu.vmx.nonRoot, false);
+  });
+
   it("with EPTP bit 6: paging-structure reads are writes (D on the table pages)", () => {
     const g = guest(EPTP | EPTP_AD);
     const lin = 0x00403000;
