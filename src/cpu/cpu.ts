@@ -374,28 +374,17 @@ export class Cpu implements Vcpu {
         if (this.vmx.nonRoot) this.runBlockNonRoot(end);
         else this.runBlock(end);
       } catch (e) {
-        // A VM exit has loaded the host state: carry on with the host (vmx/exit.ts).
-        if (e instanceof VmExitSignal) continue;
-        if (e instanceof VmxAbortSignal) return { kind: "triple-fault", chain: e.toString() };
-        // An EPT violation or misconfiguration: its VM exit, now that the instruction or
-        // event delivery has unwound (vmx/ept-mmu.ts).
-        if (e instanceof EptExitSignal) {
-          const x = this.eptExit(e);
-          if (x !== null) return x;
-          continue;
-        }
+        const signal = this.vmxSignal(e);
+        if (signal === null) continue;
+        if (signal !== undefined) return signal;
         if (!(e instanceof Fault)) throw e;
         try {
           deliverException(this, e);
         } catch (t) {
           if (t instanceof TripleFault) return { kind: "triple-fault", chain: t.chain };
-          if (t instanceof VmExitSignal) continue;
-          if (t instanceof VmxAbortSignal) return { kind: "triple-fault", chain: t.toString() };
-          if (t instanceof EptExitSignal) {
-            const x = this.eptExit(t);
-            if (x !== null) return x;
-            continue;
-          }
+          const nested = this.vmxSignal(t);
+          if (nested === null) continue;
+          if (nested !== undefined) return nested;
           throw t;
         }
       }
@@ -403,15 +392,25 @@ export class Cpu implements Vcpu {
     return this.stopRequested ? { kind: "stopped" } : { kind: "budget" };
   }
 
-  /** Takes the VM exit of an EPT violation or misconfiguration; a VMX abort ends the run. */
-  private eptExit(e: EptExitSignal): VcpuExit | null {
+  /**
+   * What a VMX signal thrown out of an instruction or a delivery means for the run: null
+   * to carry on (a VM exit has loaded the host state, vmx/exit.ts), the run's end for a
+   * VMX abort, undefined when `e` is no VMX signal. An EPT violation or misconfiguration
+   * takes its VM exit here, now that the instruction or delivery has unwound
+   * (vmx/ept-mmu.ts).
+   */
+  private vmxSignal(e: unknown): VcpuExit | null | undefined {
+    if (e instanceof VmExitSignal) return null;
+    if (e instanceof VmxAbortSignal) return { kind: "triple-fault", chain: e.toString() };
+    if (!(e instanceof EptExitSignal)) return undefined;
     try {
       e.exit(this);
     } catch (t) {
-      if (t instanceof VmExitSignal) return null;
-      if (t instanceof VmxAbortSignal) return { kind: "triple-fault", chain: t.toString() };
+      const signal = this.vmxSignal(t);
+      if (signal !== undefined) return signal;
       throw t;
     }
+    return null;
   }
 
   /**
