@@ -241,6 +241,48 @@ describe("round-robin scheduler", () => {
     assert.ok(took >= 60, `only ${took} ms of host time for 80 ms of paced idle time`);
   });
 
+  it("gives the host's event loop its turns while a timer keeps waking an idle guest", async () => {
+    // Each tick wakes the vCPU for a little work, then a round passes with it halted and
+    // the clock jumps to the next tick without waiting on the host. Such a run must still
+    // let host timers (the --timeout, signals) fire.
+    const clock = new VirtualClock();
+    const vcpu = new FakeVcpu(0, clock, 100);
+    const tick = clock.timer("tick", () => {
+      // Keep the record short: its growth would pause the loop long enough to yield anyway.
+      vcpu.runs.length = 0;
+      vcpu.kick();
+      vcpu.work = 100;
+      tick.arm(clock.now() + 1e6);
+    });
+    tick.arm(1e6);
+    let starved = false;
+    const wall = performance.now();
+    const s = new Scheduler({
+      vcpus: [vcpu],
+      clock,
+      nsPerInstruction: 10,
+      realtime: false,
+      select: () => {},
+      handleExit: (exit) => (exit.kind === "halt" ? { kind: "idle" } : { kind: "continue" }),
+      afterRound: () => {
+        // Without host turns the timeout below never fires: end the test instead of hanging.
+        if (performance.now() - wall > 5000) starved = true;
+      },
+      stopResult: () => (starved ? { kind: "reset", cause: "starved" } : stop),
+    });
+    let stop: RunResult | null = null;
+    let late = -1;
+    setTimeout(() => {
+      late = performance.now() - wall - 30;
+      stop = { kind: "quit" };
+      s.interrupt();
+    }, 30);
+    assert.deepEqual(await s.run(), { kind: "quit" }, "the host timer fired");
+    // The loop yields every 10 ms; only a pause of the host (GC) makes it late otherwise.
+    assert.ok(late < 250, `the host timer fired ${late.toFixed(0)} ms late`);
+    assert.ok(clock.now() > 1e6, "the guest ran through ticks meanwhile");
+  });
+
   it("sleeps on the host with nothing scheduled until interrupted", async () => {
     const clock = new VirtualClock();
     const vcpu = new FakeVcpu(0, clock, 10);

@@ -105,12 +105,14 @@ export class Scheduler {
       if (stop !== null) return stop;
       if (round.retired === 0) {
         if (this.idleSince < 0) this.idleSince = this.h.clock.now();
-        await this.idle();
-        lastYield = performance.now();
-        continue;
+        // Only a wait on the host counts as the event loop's turn: an instant jump to the
+        // next deadline is none, and a guest that wakes and halts again every round (timer
+        // ticks while its vCPUs idle) would otherwise starve the timeout and signals.
+        if (await this.idle()) lastYield = performance.now();
+      } else {
+        this.idleSince = -1;
+        if (this.h.realtime) await this.keepBehindWallClock();
       }
-      this.idleSince = -1;
-      if (this.h.realtime) await this.keepBehindWallClock();
       if (performance.now() - lastYield >= YIELD_INTERVAL_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
@@ -177,14 +179,14 @@ export class Scheduler {
    * the wall clock in realtime mode, when every vCPU is halted with interrupts disabled
    * (only an NMI from a device timer could wake one), or when a second of virtual time has
    * been skipped without any vCPU waking; with nothing scheduled at all it waits for an
-   * outside event (console input, the timeout, quit).
+   * outside event (console input, the timeout, quit). True when it waited on the host.
    */
-  private async idle(): Promise<void> {
+  private async idle(): Promise<boolean> {
     const { clock } = this.h;
     const deadline = clock.nextDeadline();
     if (deadline === Infinity) {
       await this.sleepHost(Infinity);
-      return;
+      return true;
     }
     const paced =
       this.h.realtime ||
@@ -195,14 +197,18 @@ export class Scheduler {
         ? (deadline - this.virtualStart) / 1e6 - (performance.now() - this.wallStart)
         : (deadline - clock.now()) / 1e6;
       const started = performance.now();
-      const woken = ms > 0 && (await this.sleepHost(ms));
-      if (woken) {
-        // Something outside happened first: only the time that really passed goes by.
-        clock.advanceTo(Math.min(deadline, clock.now() + (performance.now() - started) * 1e6));
-        return;
+      if (ms > 0) {
+        if (await this.sleepHost(ms)) {
+          // Something outside happened first: only the time that really passed goes by.
+          clock.advanceTo(Math.min(deadline, clock.now() + (performance.now() - started) * 1e6));
+          return true;
+        }
+        clock.advanceTo(deadline);
+        return true;
       }
     }
     clock.advanceTo(deadline);
+    return false;
   }
 
   /** Realtime mode: virtual time may not run ahead of the wall clock. */
