@@ -42,6 +42,7 @@ import type { PhysicalMemory } from "../src/machine/memory.js";
 import { CODE, decodeAt, makeCpu } from "./helpers/cpu.js";
 import { Pin } from "../src/cpu/vmx/controls.js";
 import { BLOCKING_NMI } from "../src/cpu/vmx/exit.js";
+import { eptTables } from "./helpers/ept-tables.js";
 
 const RWX = EPT_R | EPT_W | EPT_X;
 const WB = 6 << 3;
@@ -63,21 +64,7 @@ interface Guest {
 /** A CPU in non-root operation with an EPT (`eptp`), VPID 1, paging off. */
 function guest(eptp = EPTP): Guest {
   const { cpu, mem } = makeCpu(4 << 20);
-  let next = EPT_PML4 + 0x1000;
-  const entryAt = (gpa: number, depth: number): number => {
-    let table = EPT_PML4;
-    for (let d = 0; ; d++) {
-      const addr = table + (Math.floor(gpa / 2 ** (39 - 9 * d)) % 512) * 8;
-      if (d === depth) return addr;
-      let lo = mem.read(addr, 4);
-      if ((lo & 7) === 0) {
-        lo = next | RWX;
-        next += 0x1000;
-        mem.write(addr, 4, lo);
-      }
-      table = lo & ~0xfff;
-    }
-  };
+  const entryAt = eptTables(mem, EPT_PML4);
   cpu.vmx.on = true;
   cpu.vmx.nonRoot = true;
   const vmcs = new Vmcs(VMCS_AT);

@@ -36,6 +36,7 @@ import {
   QUAL_WRITE,
 } from "../src/cpu/vmx/ept.js";
 import { PhysicalMemory } from "../src/machine/memory.js";
+import { eptTables } from "./helpers/ept-tables.js";
 
 const RWX = EPT_R | EPT_W | EPT_X;
 const WB = 6 << 3; // leaf memory type WB
@@ -56,21 +57,7 @@ interface Ept {
 
 function ept(): Ept {
   const mem = new PhysicalMemory(4 << 20);
-  let next = PML4 + 0x1000;
-  const entryAt = (gpa: number, depth: number): number => {
-    let table = PML4;
-    for (let d = 0; ; d++) {
-      const addr = table + (Math.floor(gpa / 2 ** (39 - 9 * d)) % 512) * 8;
-      if (d === depth) return addr;
-      let lo = mem.read(addr, 4);
-      if ((lo & 7) === 0) {
-        lo = next | RWX;
-        next += 0x1000;
-        mem.write(addr, 4, lo);
-      }
-      table = lo & ~0xfff;
-    }
-  };
+  const entryAt = eptTables(mem, PML4);
   const set = (addr: number, lo: number, hi = 0) => {
     mem.write(addr, 4, lo >>> 0);
     mem.write(addr + 4, 4, hi >>> 0);

@@ -12,6 +12,10 @@ export const EBP = 5;
 export const ESI = 6;
 export const EDI = 7;
 export const REG32_NAMES = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
+export const REG64_NAMES = [
+  ...["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"],
+  ...["r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"],
+] as const;
 
 // ---- segment registers (the Sreg encoding of SDM Vol. 2, 3.1.1.3) ----
 export const ES = 0;

@@ -6,29 +6,10 @@
  * in `cpu.vmx.trace` (the CLI sends them to stderr or a file, never to the serial output).
  */
 import type { Cpu } from "../cpu.js";
-import { EXCEPTION_NAMES } from "../arch.js";
+import { EXCEPTION_NAMES, REG64_NAMES } from "../arch.js";
 import { EXIT_REASON_NAMES, ExitReason } from "./exit-reasons.js";
 import type { ExitInfo } from "./exit.js";
 import { F } from "./fields.js";
-
-const GPR = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
 
 const hex = (v: number): string => `0x${v.toString(16)}`;
 
@@ -73,7 +54,7 @@ export function describeQualification(reason: number, q: number, info: ExitInfo 
     case ExitReason.CrAccess: {
       const cr = q & 0xf;
       const type = (q >>> 4) & 3;
-      const reg = GPR[(q >>> 8) & 0xf];
+      const reg = REG64_NAMES[(q >>> 8) & 0xf];
       if (type === 0) return `mov to cr${cr} from ${reg}`;
       if (type === 1) return `mov from cr${cr} to ${reg}`;
       if (type === 2) return "clts";
@@ -81,7 +62,7 @@ export function describeQualification(reason: number, q: number, info: ExitInfo 
     }
     case ExitReason.DrAccess: {
       const dir = q & 0x10 ? "from" : "to";
-      const reg = GPR[(q >>> 8) & 0xf];
+      const reg = REG64_NAMES[(q >>> 8) & 0xf];
       return `mov ${dir} dr${q & 7} ${dir === "to" ? "from" : "to"} ${reg}`;
     }
     case ExitReason.EptViolation: {
