@@ -52,7 +52,7 @@ const MAX_CODE = ORACLE_LAYOUT.data - ORACLE_LAYOUT.code - 1;
 const HLT = 0xf4;
 const GP = 13;
 /** Vectors that push an error code (SDM Vol. 3A, 6.3.1, Table 6-1). */
-const ERROR_CODE_VECTORS = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+export const ERROR_CODE_VECTORS = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
 
 /** GDT selectors (RPL included where the selector is loaded at CPL 3). */
 const SEL = {
