@@ -1,11 +1,14 @@
 /**
  * The bulk differential run (design.md, decision 8): generated instruction cases on the
- * soft CPU and on the host CPU through KVM, at CPL 3, compared on the architectural state
- * (src/diff/, ARCHITECTURE.md).
+ * soft CPU and on the host CPU, at CPL 3, compared on the architectural state (src/diff/,
+ * ARCHITECTURE.md). The host CPU is reached through KVM, or natively in a Linux process
+ * (src/diff/native-oracle.ts: 64-bit and compatibility mode only).
  *
  *   npx tsx scripts/differential.ts [--cases N] [--seed S] [--modes long64,compat32,prot32]
- *                                   [--show K] [--case C]
+ *                                   [--reference kvm|native] [--show K] [--case C]
  *
+ * The reference defaults to KVM when /dev/kvm is usable, else the native runner; modes the
+ * reference cannot run are named and left out.
  * Prints the cases run and the mismatches per mode, width and instruction class, then the
  * mismatches grouped by instruction form with up to K examples each (default 3). With
  * --case, replays case C of the seed (and modes) alone and prints both results. Exits 1
@@ -25,7 +28,8 @@ import {
   type Mismatch,
   type Tally,
 } from "../src/diff/run.js";
-import { SoftOracle } from "../src/diff/soft-oracle.js";
+import { NativeOracle } from "../src/diff/native-oracle.js";
+import { SoftOracle, type SnippetRunner } from "../src/diff/soft-oracle.js";
 
 const { values } = parseArgs({
   options: {
@@ -34,12 +38,13 @@ const { values } = parseArgs({
     modes: { type: "string", default: MODES.join(",") },
     show: { type: "string", default: "3" },
     case: { type: "string" },
+    reference: { type: "string" },
   },
 });
 const cases = Number(values.cases);
 const seed = Number(values.seed);
 const show = Number(values.show);
-const modes = values.modes.split(",") as SnippetMode[];
+let modes = values.modes.split(",") as SnippetMode[];
 if (!Number.isInteger(cases) || cases < 1 || !Number.isInteger(seed) || !(show >= 0)) {
   console.error("usage: differential.ts [--cases N] [--seed S] [--modes m1,m2] [--show K]");
   process.exit(2);
@@ -50,29 +55,68 @@ if (unknown !== undefined) {
   process.exit(2);
 }
 
-let kvm: KvmOracle;
-try {
-  kvm = await KvmOracle.create();
-} catch (e) {
-  console.error(`/dev/kvm is not usable here: ${(e as Error).message}`);
+if (values.reference !== undefined && !["kvm", "native"].includes(values.reference)) {
+  console.error("--reference is kvm or native");
   process.exit(2);
 }
+
+/** The host CPU's runner, and what it is called in reports. */
+let host!: SnippetRunner & { close(): void };
+let name!: "kvm" | "native";
+let emulated = new Set<SnippetMode>();
+let kvmError: string | null = null;
+if (values.reference !== "native") {
+  try {
+    const kvm = await KvmOracle.create();
+    [host, name, emulated] = [kvm, "kvm", emulatedModes(kvm)];
+  } catch (e) {
+    kvmError = (e as Error).message;
+    if (values.reference === "kvm") {
+      console.error(`/dev/kvm is not usable here: ${kvmError}`);
+      process.exit(2);
+    }
+  }
+}
+if (kvmError !== null || values.reference === "native") {
+  try {
+    const native = NativeOracle.create();
+    [host, name] = [native, "native"];
+    console.log(
+      kvmError === null
+        ? "reference: the host CPU natively, in a Linux process (--reference native)"
+        : `reference: the host CPU natively, in a Linux process (/dev/kvm is not usable: ${kvmError})`,
+    );
+    const left = modes.filter((m) => !native.modes.includes(m));
+    for (const m of left) {
+      console.log(
+        `  ${m}: left out, ${native.missing.get(m) ?? "a 64-bit Linux process cannot enter it"}; it needs the kvm reference`,
+      );
+    }
+    modes = modes.filter((m) => native.modes.includes(m));
+  } catch (e) {
+    console.error(`the native reference cannot run: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  if (modes.length === 0) {
+    console.error("no mode to run on this reference");
+    process.exit(2);
+  }
+} else console.log("reference: the host CPU through KVM");
 const soft = new SoftOracle();
-const emulated = emulatedModes(kvm);
 const disasm = (mode: SnippetMode, b: number[]) => soft.disassemble(mode, b);
 
 if (values.case !== undefined) {
   // Replay one case alone.
   const c = generateCase(seed, Number(values.case), { modes });
-  const [onKvm] = runCases(kvm, [c]);
+  const [onKvm] = runCases(host, [c]);
   const [onSoft] = runCases(soft, [c]);
-  kvm.close();
+  host.close();
   const show = (name: string, r: CaseResult) =>
     `  ${name}: ${r.outcome}${r.vector === undefined ? "" : ` #${r.vector}`} ` +
     `${r.regs.map((v) => v.toString(16)).join(" ")} rflags=${r.rflags.toString(16)}`;
-  console.log([...describeCase(c, disasm), show("soft", onSoft), show("kvm ", onKvm)].join("\n"));
+  console.log([...describeCase(c, disasm), show("soft", onSoft), show(name, onKvm)].join("\n"));
   const diffs = compareCase(c, onSoft, onKvm);
-  for (const d of diffs) console.log(`  differs: ${d.field}: soft ${d.soft}, kvm ${d.kvm}`);
+  for (const d of diffs) console.log(`  differs: ${d.field}: soft ${d.soft}, ${name} ${d.kvm}`);
   if (emulated.has(c.mode)) console.log(`  (${c.mode} runs in the host's KVM emulator)`);
   process.exit(diffs.length > 0 ? 1 : 0);
 }
@@ -83,12 +127,12 @@ for (const m of modes) {
     emulated.has(m)
       ? `  ${m}: the host runs this mode's user code in KVM's instruction emulator (DAA ` +
           `raises #UD there), not on the CPU: compared against that emulator`
-      : `  ${m}: runs on the host CPU`,
+      : `  ${m}: runs on the host CPU${name === "native" ? ", natively" : ""}`,
   );
 }
 
 const start = performance.now();
-const report = runDifferential(kvm, soft, {
+const report = runDifferential(host, soft, {
   seed,
   cases,
   modes,
@@ -96,11 +140,11 @@ const report = runDifferential(kvm, soft, {
   onBatch: (done) => process.stderr.isTTY && process.stderr.write(`\r${done} cases`),
 });
 if (process.stderr.isTTY) process.stderr.write("\r");
-kvm.close();
+host.close();
 const seconds = (performance.now() - start) / 1000;
 const perCase = (ms: number) => ((ms * 1000) / report.cases).toFixed(0);
 console.log(
-  `time ${seconds.toFixed(1)} s, ${perCase(seconds * 1000)} us per case (kvm ` +
+  `time ${seconds.toFixed(1)} s, ${perCase(seconds * 1000)} us per case (${name} ` +
     `${perCase(report.ms.kvm)} us, soft ${perCase(report.ms.soft)} us, generation and ` +
     `comparison ${perCase(report.ms.other)} us)`,
 );
@@ -164,7 +208,7 @@ const groups = (ms: Mismatch[], key: (m: Mismatch) => string) => {
 for (const [form, ms] of groups(report.mismatches, (m) => m.c.form)) {
   const fields = [...new Set(ms.flatMap((m) => m.diffs.map((d) => d.field.split(" ")[0])))];
   console.log(`\n== ${form}: ${ms.length} mismatches (fields: ${fields.join(", ")})`);
-  for (const m of ms.slice(0, show)) console.log(formatMismatch(m, disasm));
+  for (const m of ms.slice(0, show)) console.log(formatMismatch(m, disasm, name));
 }
 if (report.emulatorMismatches.length > 0) {
   console.log(

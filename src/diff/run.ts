@@ -134,6 +134,7 @@ export function describeCase(c: DiffCase, disasm?: (mode: SnippetMode, b: number
 export function formatMismatch(
   m: Mismatch,
   disasm?: (mode: SnippetMode, b: number[]) => string,
+  reference = "kvm",
 ): string {
   const lines = describeCase(m.c, disasm);
   const off = m.c.memory ? m.c.memory.addr - windowAddress(m.c.slot) : -1;
@@ -141,7 +142,7 @@ export function formatMismatch(
     const init = m.c.window.subarray(off, off + m.c.memory.size);
     lines.push(`  memory operand at window+0x${off.toString(16)}: ${bytes(init)}`);
   }
-  for (const d of m.diffs) lines.push(`  ${d.field}: soft ${d.soft}, kvm ${d.kvm}`);
+  for (const d of m.diffs) lines.push(`  ${d.field}: soft ${d.soft}, ${reference} ${d.kvm}`);
   if (m.alone === false) lines.push("  (matches when run alone: depends on neighbouring cases)");
   if (m.emulatorDefect) lines.push(`  host's KVM emulator: ${m.emulatorDefect}`);
   return lines.join("\n");
