@@ -1,14 +1,17 @@
 /**
  * Differential testing against the host CPU (design.md, decision 8; src/diff/): a fast
  * subset of the generated cases that scripts/differential.ts runs in bulk, on the soft CPU
- * and through KVM at CPL 3, compared on registers, RFLAGS (less what the SDM leaves
- * undefined), memory and exceptions. Skips visibly when /dev/kvm cannot be used. Then the
- * regression cases for the soft-CPU bugs the differential runs found, on the soft CPU alone.
+ * and on the host CPU at CPL 3, compared on registers, RFLAGS (less what the SDM leaves
+ * undefined), memory and exceptions. The host CPU natively, in a Linux process (64-bit and
+ * compatibility mode; x86-64 Linux only), and through KVM (all three modes; skips visibly
+ * when /dev/kvm cannot be used). Then the regression cases for the soft-CPU bugs the
+ * differential runs found, on the soft CPU alone.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { KvmOracle, ORACLE_LAYOUT, type SnippetInput } from "../src/engine/kvm/oracle.js";
 import { emulatedModes } from "../src/diff/host.js";
+import { NativeOracle, nativeUnusable } from "../src/diff/native-oracle.js";
 import { formatMismatch, runDifferential } from "../src/diff/run.js";
 import { SoftOracle } from "../src/diff/soft-oracle.js";
 import type { SnippetMode } from "../src/engine/kvm/oracle.js";
@@ -56,6 +59,53 @@ describe("differential: the soft CPU against the host CPU through KVM", () => {
       );
     });
   }
+});
+
+describe("differential: the soft CPU against the host CPU natively", () => {
+  const onLinux64 = process.platform === "linux" && process.arch === "x64";
+  let native: NativeOracle | null = null;
+  const soft = new SoftOracle();
+  before(() => {
+    if (!onLinux64) return;
+    // x86-64 Linux always runs it: the test command builds the runner (scripts/test.sh).
+    const why = nativeUnusable();
+    assert.equal(why, null, why ?? "");
+    native = NativeOracle.create();
+  });
+  after(() => native?.close());
+
+  const groups: [string, SnippetMode][] = [
+    ["64-bit mode", "long64"],
+    ["compatibility mode", "compat32"],
+  ];
+  for (const [name, mode] of groups) {
+    it(`${name}: ${CASES} generated cases match`, (t) => {
+      if (native === null) {
+        t.skip(`the host is ${process.platform}/${process.arch}: no native reference`);
+        return;
+      }
+      if (!native.modes.includes(mode)) {
+        t.skip(`${mode} does not run natively here: ${native.missing.get(mode)}`);
+        return;
+      }
+      const r = runDifferential(native, soft, { seed: SEED, cases: CASES, modes: [mode] });
+      const shown = r.mismatches.slice(0, 10).map((m) => formatMismatch(m, undefined, "native"));
+      assert.equal(
+        r.mismatches.length,
+        0,
+        `${r.mismatches.length} of ${r.cases} cases (seed ${SEED}) mismatch:\n${shown.join("\n")}`,
+      );
+    });
+  }
+
+  it("32-bit protected mode is not among the native modes: it needs KVM", (t) => {
+    if (native === null) {
+      t.skip(`the host is ${process.platform}/${process.arch}: no native reference`);
+      return;
+    }
+    assert.ok(!native.modes.includes("prot32"));
+    assert.throws(() => native!.run({ mode: "prot32", code: Uint8Array.of(0x90) }), /prot32/);
+  });
 });
 
 // ---------------------------------------------------------------- regressions
