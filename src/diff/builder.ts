@@ -46,6 +46,8 @@ export class Builder {
   addr32 = false;
   /** The memory operand's base register, or -1. */
   memBase = -1;
+  /** The memory operand's address when it was made non-canonical. */
+  nonCanonical?: bigint;
 
   constructor(
     readonly rng: Rng,

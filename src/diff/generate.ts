@@ -176,6 +176,7 @@ function encodeOperands(b: Builder, f: Form, bits: Width): Omit<Ctx, "c"> {
                 ? BigInt(aligned)
                 : undefined;
         const addr = b.memory(size, avoid, at, row.m === "lea" || at === undefined);
+        if (far === "nc") b.nonCanonical = at;
         e = { kind: "mem", addr, size };
         if (!far) b.writeMem(addr, size, rng.value(size * 8));
         b.maybeSegmentOverride(0.1);
@@ -428,6 +429,10 @@ export function buildCase(
     b.long &&
     (b.memBase === 4 || b.memBase === 5) &&
     b.prefixes.some((p) => [0x26, 0x2e, 0x3e].includes(p));
+  c.facts.stackOverrideOtherBase =
+    b.long && b.memBase !== 4 && b.memBase !== 5 && b.prefixes.includes(0x36);
+  c.facts.misalignedNonCanonical =
+    row.m === "cmpxchg8b" && bits === 64 && (b.nonCanonical ?? 0n) % 16n !== 0n;
   HOOKS[f.cls]?.({ ...x, c });
   const { code, ripRel } = b.bytes();
   c.code = code;

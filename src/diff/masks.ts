@@ -16,6 +16,10 @@ export interface MaskFacts {
   sourceZero?: boolean;
   /** 64-bit mode, a memory operand based on RSP or RBP, with a DS, ES or CS override. */
   stackBaseOverride?: boolean;
+  /** 64-bit mode, an SS override on a memory operand not based on RSP or RBP. */
+  stackOverrideOtherBase?: boolean;
+  /** CMPXCHG16B with a non-canonical operand that is not 16-byte aligned. */
+  misalignedNonCanonical?: boolean;
 }
 
 export interface MaskRow {
@@ -161,6 +165,21 @@ export const EXCEPTION_VARIANTS: readonly {
     sdm:
       "Vol. 1, 3.3.7.1: a non-canonical reference based on RSP/RBP with a non-SS segment " +
       "override raises #GP(0); AMD processors raise #SS(0), ignoring the DS/ES/CS override",
+  },
+  {
+    fact: "stackOverrideOtherBase",
+    vectors: [12, 13],
+    sdm:
+      "Vol. 1, 3.3.7.1: a non-canonical reference through SS (here an SS override on another " +
+      "base, or none) raises #SS(0); AMD processors raise #GP(0), going by the base register",
+  },
+  {
+    fact: "misalignedNonCanonical",
+    vectors: [12, 13],
+    sdm:
+      "Vol. 2A, CMPXCHG8B/CMPXCHG16B: a misaligned m128 raises #GP(0), a non-canonical stack " +
+      "reference #SS(0); Vol. 3A, 6.9 puts both in one priority class and orders neither " +
+      "first (AMD processors check the alignment first)",
   },
 ];
 
