@@ -9,7 +9,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { KvmOracle, ORACLE_LAYOUT, type SnippetInput } from "../src/engine/kvm/oracle.js";
+import {
+  KvmOracle,
+  ORACLE_LAYOUT,
+  type SnippetInput,
+  type SnippetResult,
+} from "../src/engine/kvm/oracle.js";
 import { emulatedModes } from "../src/diff/host.js";
 import { NativeOracle, nativeUnusable } from "../src/diff/native-oracle.js";
 import { formatMismatch, runDifferential } from "../src/diff/run.js";
@@ -97,6 +102,46 @@ describe("differential: the soft CPU against the host CPU natively", () => {
       );
     });
   }
+
+  it("ends snippets as the oracle VM does: completion, exceptions, single step, time limit", (t) => {
+    if (native === null) {
+      t.skip(`the host is ${process.platform}/${process.arch}: no native reference`);
+      return;
+    }
+    const cases: [string, number[], SnippetInput["regs"]][] = [
+      ["add rax, rbx", [0x48, 0x01, 0xd8], { rax: 1n, rbx: 2n }],
+      ["push rax; pop rcx", [0x50, 0x59], { rax: 5n }],
+      ["ud2: #UD", [0x0f, 0x0b], {}],
+      ["div ecx by 0: #DE", [0xf7, 0xf1], { rax: 1n }],
+      ["hlt: #GP(0) short of the end marker", [0xf4, 0x90], {}],
+      ["mov [0x1000], al: #PF on a supervisor page", [0x88, 0x04, 0x25, 0, 0x10, 0, 0], {}],
+      ["mov eax, [0x500000]: #PF, not present", [0x8b, 0x04, 0x25, 0, 0, 0x50, 0], {}],
+      ["jmp rax to 0x1000: #PF on the fetch", [0xff, 0xe0], { rax: 0x1000n }],
+      ["a non-canonical address: #GP(0)", [0xa1, 0, 0, 0, 0, 0, 0, 0, 0x80], {}],
+      ["TF: #DB after the first instruction", [0x90, 0x90], { rflags: 0x302n }],
+      ["int3: #BP", [0xcc], {}],
+    ];
+    for (const [what, code, regs] of cases) {
+      const input: SnippetInput = { mode: "long64", code: Uint8Array.from(code), regs };
+      const n: SnippetResult = native.run(input);
+      const s: SnippetResult = soft.run(input);
+      const brief = (r: SnippetResult) => ({
+        outcome: r.outcome,
+        vector: r.vector,
+        errorCode: r.errorCode,
+        regs: r.regs,
+        cr2: r.cr2,
+      });
+      assert.deepEqual(brief(n), brief(s), what);
+    }
+    const spin = native.run({ mode: "long64", code: Uint8Array.of(0xeb, 0xfe), timeoutMs: 50 });
+    assert.equal(spin.outcome, "timeout");
+    // A system call (getpid) does not reach the kernel where syscall user dispatch exists.
+    const sys = native.run({ mode: "long64", code: Uint8Array.of(0x0f, 0x05), regs: { rax: 39n } });
+    if (native.blocksSystemCalls) assert.match(`${sys.outcome} ${sys.exit}`, /^exit system call/);
+    else t.diagnostic("this kernel has no syscall user dispatch: snippets' system calls run");
+    assert.equal(native.run({ mode: "long64", code: Uint8Array.of(0x90) }).outcome, "completed");
+  });
 
   it("32-bit protected mode is not among the native modes: it needs KVM", (t) => {
     if (native === null) {

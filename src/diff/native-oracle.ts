@@ -19,9 +19,12 @@
  *   generator never sets AC (builder.ts) for the same reason on KVM hosts.
  * - Interrupts and system calls: Linux's IDT gates for INT n are DPL 0 but for INT3, INTO
  *   and INT 0x80, so INT n raises #GP(n*8+2) where the VM delivers vector n; SYSCALL,
- *   SYSENTER and INT 0x80 end the snippet as an "exit" (syscall user dispatch, Linux 5.11)
- *   where the VM raises #UD or vector 0x80. The generator emits none of these.
- * - Selectors: `cs` and `ss` in the result are Linux's (0x33 or 0x23, 0x2B), not the VM's.
+ *   SYSENTER and INT 0x80 end the snippet as an "exit" (syscall user dispatch, Linux 5.11;
+ *   older kernels run them, `blocksSystemCalls`) where the VM raises #UD or vector 0x80.
+ *   The generator emits none of these.
+ * - Selectors: `cs` and `ss` in the result are Linux's (0x33, or 0x23 or an LDT selector
+ *   for compatibility mode; 0x2B), not the VM's.
+ * - x87 and SSE state: reset before each snippet and not returned, as by KvmOracle.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, readSync, writeSync } from "node:fs";
@@ -83,6 +86,8 @@ export class NativeOracle implements SnippetRunner {
   modes: readonly SnippetMode[] = [];
   /** Why a mode of NATIVE_MODES does not run on this host. */
   readonly missing = new Map<SnippetMode, string>();
+  /** Whether a snippet's system calls end it as an "exit" (syscall user dispatch). */
+  blocksSystemCalls = false;
   private readonly header = Buffer.alloc(RESPONSE_BYTES);
 
   private constructor(
@@ -107,6 +112,7 @@ export class NativeOracle implements SnippetRunner {
     const hello = oracle.readResponse();
     oracle.modes = NATIVE_MODES.filter((_, k) => hello.signo & (1 << k));
     if (!oracle.modes.includes("compat32")) oracle.missing.set("compat32", hello.text);
+    oracle.blocksSystemCalls = hello.err !== 0;
     return oracle;
   }
 
@@ -185,7 +191,9 @@ export class NativeOracle implements SnippetRunner {
 
   /** The runner's report as KvmOracle.run would give it. */
   private result(r: ReturnType<NativeOracle["readResponse"]>, endMarker: bigint): SnippetResult {
-    const base = { regs: r.regs, cs: r.cs, ss: r.ss, cr2: r.cr2, data: r.data };
+    // CR2 as the VM reports it: reset for each snippet, so 0 unless the snippet ended in #PF.
+    const cr2 = r.kind === KIND.fault && r.trapno === PF ? r.cr2 : 0n;
+    const base = { regs: r.regs, cs: r.cs, ss: r.ss, cr2, data: r.data };
     if (r.kind === KIND.timeout) return { outcome: "timeout", exit: "timeout", ...base };
     if (r.kind === KIND.syscall) {
       return { outcome: "exit", exit: `system call at 0x${r.regs.rip.toString(16)}`, ...base };

@@ -299,8 +299,9 @@ static const char *probe_compat(void) {
 int main(void) {
   setup();
   const char *no_compat = probe_compat();
-  /* The hello: signo is the mask of the modes that run (bit 0 64-bit, bit 1 compat). */
-  struct response hello = {.kind = OK, .signo = no_compat ? 1 : 3};
+  /* The hello: signo is the mask of the modes that run (bit 0 64-bit, bit 1 compat), err
+     whether a snippet's system calls are blocked. */
+  struct response hello = {.kind = OK, .signo = no_compat ? 1 : 3, .err = dispatch_on};
   hello.len = no_compat ? (uint32_t)strlen(no_compat) : 0;
   if (write_all(&hello, sizeof hello) != 0) return 1;
   if (no_compat && write_all(no_compat, hello.len) != 0) return 1;
