@@ -25,6 +25,8 @@
  * - Selectors: `cs` and `ss` in the result are Linux's (0x33, or 0x23 or an LDT selector
  *   for compatibility mode; 0x2B), not the VM's.
  * - x87 and SSE state: reset before each snippet and not returned, as by KvmOracle.
+ * - UMIP: where the CPU has it, Linux emulates SGDT, SIDT, SLDT, SMSW and STR at CPL 3 with
+ *   dummy values (the VM has no UMIP, so they report its tables); the generator emits none.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, readSync, writeSync } from "node:fs";
