@@ -36,11 +36,12 @@ import { fileURLToPath } from "node:url";
 import {
   ERROR_CODE_VECTORS,
   ORACLE_LAYOUT,
+  snippetRegs,
+  zeroRegs,
   type SnippetInput,
   type SnippetMode,
   type SnippetResult,
 } from "../engine/kvm/oracle.js";
-import { REG_NAMES, type Regs } from "../engine/kvm/state.js";
 import { GPR_NAMES, type SnippetRunner } from "./soft-oracle.js";
 
 /** The modes a 64-bit Linux process runs at CPL 3. */
@@ -86,7 +87,7 @@ function pipe(): [number, number] {
 export class NativeOracle implements SnippetRunner {
   /** The modes that run natively on this host (NATIVE_MODES, less what the kernel lacks). */
   modes: readonly SnippetMode[] = [];
-  /** Why a mode of NATIVE_MODES does not run on this host. */
+  /** Why a mode does not run on this host: prot32 never, compat32 where the kernel lacks it. */
   readonly missing = new Map<SnippetMode, string>();
   /** Whether a snippet's system calls end it as an "exit" (syscall user dispatch). */
   blocksSystemCalls = false;
@@ -113,6 +114,7 @@ export class NativeOracle implements SnippetRunner {
     // compatibility mode does not, if it does not.
     const hello = oracle.readResponse();
     oracle.modes = NATIVE_MODES.filter((_, k) => hello.signo & (1 << k));
+    oracle.missing.set("prot32", "a 64-bit Linux process cannot enter it");
     if (!oracle.modes.includes("compat32")) oracle.missing.set("compat32", hello.text);
     oracle.blocksSystemCalls = hello.err !== 0;
     return oracle;
@@ -120,18 +122,12 @@ export class NativeOracle implements SnippetRunner {
 
   run(input: SnippetInput): SnippetResult {
     if (!this.modes.includes(input.mode)) {
-      const why = this.missing.get(input.mode) ?? "a 64-bit Linux process cannot enter it";
-      throw new Error(`${input.mode} does not run natively: ${why}`);
+      throw new Error(`${input.mode} does not run natively: ${this.missing.get(input.mode)}`);
     }
     if (input.code.length >= L.data - L.code) throw new RangeError("snippet too long");
     const data = input.data ?? new Uint8Array(0);
     if (data.length > L.dataSize) throw new RangeError(`data longer than ${L.dataSize} bytes`);
-    const regs = Object.fromEntries(REG_NAMES.map((n) => [n, 0n])) as Regs;
-    Object.assign(
-      regs,
-      { rip: BigInt(L.code), rsp: BigInt(L.stackTop), rflags: 0x202n },
-      input.regs,
-    );
+    const regs = snippetRegs(input);
 
     const req = Buffer.alloc(REQUEST_BYTES + input.code.length + data.length);
     req.writeUInt32LE(input.mode === "long64" ? 0 : 1, 0);
@@ -173,7 +169,7 @@ export class NativeOracle implements SnippetRunner {
     const kind = h.readUInt32LE(0);
     const text = Buffer.from(tail.subarray(0, len)).toString();
     if (kind === KIND.error) throw new Error(`native runner: ${text}`);
-    const regs = Object.fromEntries(REG_NAMES.map((n) => [n, 0n])) as Regs;
+    const regs = zeroRegs();
     GPR_NAMES.forEach((n, k) => (regs[n] = h.readBigUInt64LE(24 + 8 * k)));
     regs.rip = h.readBigUInt64LE(152);
     regs.rflags = h.readBigUInt64LE(160);

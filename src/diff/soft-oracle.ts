@@ -24,18 +24,14 @@ import {
   RAM_BYTES,
   buildTables,
   readFrame,
+  snippetRegs,
   userSregs,
+  zeroRegs,
   type SnippetInput,
   type SnippetMode,
   type SnippetResult,
 } from "../engine/kvm/oracle.js";
-import {
-  REG_NAMES,
-  type RegName,
-  type Regs,
-  type Segment,
-  type Sregs,
-} from "../engine/kvm/state.js";
+import { type RegName, type Regs, type Segment, type Sregs } from "../engine/kvm/state.js";
 import { Bus } from "../machine/bus.js";
 import { PhysicalMemory } from "../machine/memory.js";
 
@@ -132,12 +128,7 @@ export class SoftOracle implements SnippetRunner {
     const endMarker = BigInt(L.code + input.code.length);
 
     this.enter(input.mode);
-    const regs = Object.fromEntries(REG_NAMES.map((n) => [n, 0n])) as Regs;
-    Object.assign(
-      regs,
-      { rip: BigInt(L.code), rsp: BigInt(L.stackTop), rflags: 0x202n },
-      input.regs,
-    );
+    const regs = snippetRegs(input);
     GPR_NAMES.forEach((n, k) => {
       cpu.regs[k] = Number(BigInt.asIntN(32, regs[n]));
       cpu.regsHi[k] = Number(BigInt.asIntN(32, regs[n] >> 32n));
@@ -235,7 +226,7 @@ export class SoftOracle implements SnippetRunner {
   /** The general registers, RIP and RFLAGS as kvm_regs gives them. */
   private regs(): Regs {
     const cpu = this.cpu;
-    const r = Object.fromEntries(REG_NAMES.map((n) => [n, 0n])) as Regs;
+    const r = zeroRegs();
     GPR_NAMES.forEach((n, k) => {
       r[n] = (BigInt(cpu.regsHi[k] >>> 0) << 32n) | BigInt(cpu.regs[k] >>> 0);
     });

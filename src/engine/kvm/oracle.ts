@@ -82,6 +82,21 @@ export interface SnippetInput {
   timeoutMs?: number;
 }
 
+/** Every register zero. */
+export function zeroRegs(): Regs {
+  return Object.fromEntries(REG_NAMES.map((n) => [n, 0n])) as Regs;
+}
+
+/** A snippet's starting registers, with the defaults SnippetInput.regs describes. */
+export function snippetRegs(input: SnippetInput): Regs {
+  const L = ORACLE_LAYOUT;
+  return {
+    ...zeroRegs(),
+    ...{ rip: BigInt(L.code), rsp: BigInt(L.stackTop), rflags: 0x202n },
+    ...input.regs,
+  };
+}
+
 export interface SnippetResult {
   /**
    * completed: the snippet ran to its end; exception: it raised `vector`; timeout: it did
@@ -154,12 +169,7 @@ export class KvmOracle {
 
     this.state.restore(this.reset, "reset");
     this.state.setSregs(userSregs(this.state.getSregs(), input.mode));
-    const regs = Object.fromEntries(REG_NAMES.map((n) => [n, 0n])) as Regs;
-    Object.assign(
-      regs,
-      { rip: BigInt(L.code), rsp: BigInt(L.stackTop), rflags: 0x202n },
-      input.regs,
-    );
+    const regs = snippetRegs(input);
     this.state.setRegs(regs);
 
     const exit = this.runOnce(input.timeoutMs ?? 1000);
