@@ -192,23 +192,21 @@ export class Scheduler {
       this.h.realtime ||
       this.blocked.every((b) => b) ||
       clock.now() - this.idleSince >= IDLE_SKIP_LIMIT_NS;
+    // How long the host waits before the jump: nothing unless paced.
+    let ms = 0;
     if (paced) {
-      const ms = this.h.realtime
+      ms = this.h.realtime
         ? (deadline - this.virtualStart) / 1e6 - (performance.now() - this.wallStart)
         : (deadline - clock.now()) / 1e6;
-      const started = performance.now();
-      if (ms > 0) {
-        if (await this.sleepHost(ms)) {
-          // Something outside happened first: only the time that really passed goes by.
-          clock.advanceTo(Math.min(deadline, clock.now() + (performance.now() - started) * 1e6));
-          return true;
-        }
-        clock.advanceTo(deadline);
-        return true;
-      }
+    }
+    const started = performance.now();
+    if (ms > 0 && (await this.sleepHost(ms))) {
+      // Something outside happened first: only the time that really passed goes by.
+      clock.advanceTo(Math.min(deadline, clock.now() + (performance.now() - started) * 1e6));
+      return true;
     }
     clock.advanceTo(deadline);
-    return false;
+    return ms > 0;
   }
 
   /** Realtime mode: virtual time may not run ahead of the wall clock. */
